@@ -1,0 +1,215 @@
+"""`faceplate-db`: the operator's command (migrate, inspect, check) and the newcomer's demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from faceplate_models import migrate, store
+from faceplate_models.config import load_settings
+from faceplate_models.db import close_db, init_db, resolve_tortoise_config
+from faceplate_models.errors import DatabaseUnavailable, FaceplateError
+from faceplate_models.models import Role
+
+# Exit codes a deploy script can branch on.
+EXIT_OK = 0
+EXIT_ERROR = 1  # the command failed; the message says why
+EXIT_USAGE = 2  # argparse's own
+EXIT_PENDING = 3  # status: migrations are waiting to be applied
+EXIT_UNREACHABLE = 4  # the database could not be reached
+EXIT_DRIFT = 5  # check: the models changed and no migration says so
+
+
+def _config(args: argparse.Namespace) -> dict[str, Any]:
+    return resolve_tortoise_config(args.url)
+
+
+async def _upgrade(args: argparse.Namespace) -> int:
+    try:
+        applied = await migrate.upgrade(_config(args))
+    finally:
+        await close_db()
+    if applied:
+        for name in applied:
+            print(f"applied {name}")
+    else:
+        print("the database is current; nothing to apply")
+    return EXIT_OK
+
+
+async def _status(args: argparse.Namespace) -> int:
+    config = _config(args)
+    try:
+        status = await migrate.read_status(config)
+    except DatabaseUnavailable as exc:
+        print(f"unreachable: {exc}")
+        return EXIT_UNREACHABLE
+    for name in status.applied:
+        print(f"applied  {name}")
+    for name in status.pending:
+        print(f"pending  {name}")
+    if status.current:
+        print("the database is current")
+        return EXIT_OK
+    print(f"{len(status.pending)} migration(s) pending; run `faceplate-db upgrade`")
+    return EXIT_PENDING
+
+
+async def _check(args: argparse.Namespace) -> int:
+    # The comparison is offline: the config only has to name the models, not a real server.
+    from faceplate_models.config import DatabaseTarget, tortoise_config  # noqa: PLC0415
+
+    offline = tortoise_config(DatabaseTarget("localhost", 5432, "unused", "unused"), load_settings())
+    try:
+        sql = await migrate.pending_model_changes(offline)
+    finally:
+        await close_db()
+    if not sql:
+        print("the models match the migrations")
+        return EXIT_OK
+    print("the models differ from the migrations; a migration is missing. It would run:")
+    print(sql)
+    print("Create it with `aerich migrate --name <what_changed>` and commit it.")
+    return EXIT_DRIFT
+
+
+async def _downgrade(args: argparse.Namespace) -> int:
+    config = _config(args)
+    if not args.yes:
+        answer = input(f"Undo every migration after version {args.version}? Data may be lost. [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            print("nothing was changed")
+            return EXIT_ERROR
+    try:
+        undone = await migrate.downgrade(config, args.version)
+    finally:
+        await close_db()
+    for name in undone:
+        print(f"undid {name}")
+    if not undone:
+        print(f"version {args.version} is already the latest applied; nothing to undo")
+    return EXIT_OK
+
+
+async def _demo(args: argparse.Namespace) -> int:
+    await init_db(args.url, migrate=True)
+    try:
+        await _write_demo_data()
+    finally:
+        await close_db()
+    return EXIT_OK
+
+
+async def _write_demo_data() -> None:
+    user = await store.get_or_create_user(subject_id="demo|ada", email="Ada@Example.com")
+    await store.save_mcp_config(
+        user_id=user.id,
+        name="todo",
+        config={"transport": "stdio", "command": "faceplate-todo-mcp", "args": ["--user", "ada"]},
+    )
+    if not (await store.list_tasks(user_id=user.id, limit=1)).items:
+        for title in ("Book the train to Lyon", "Renew the passport", "Call the plumber"):
+            await store.add_task(user_id=user.id, title=title)
+        first = (await store.list_tasks(user_id=user.id, limit=1)).items[0]
+        await store.complete_task(user_id=user.id, task_id=first.id)
+    if not (await store.list_conversations(user_id=user.id, limit=1)).items:
+        await _demo_conversation(user.id)
+
+    print(f"user          {user.email}  (subject {user.subject_id}, id {user.id})")
+    for config in await store.list_mcp_configs(user_id=user.id):
+        state = "enabled" if config.enabled else "disabled"
+        print(f"mcp config    {config.name} ({state}): {config.config}")
+    for task in (await store.list_tasks(user_id=user.id)).items:
+        print(f"task          {task}")
+    for conversation in (await store.list_conversations(user_id=user.id)).items:
+        print(f"conversation  {conversation}  (last activity {conversation.updated_at:%Y-%m-%d %H:%M:%S} UTC)")
+        for message in (await store.get_history(user_id=user.id, conversation_id=conversation.id)).items:
+            print(f"  {message.role:<9} {_summary(message)}")
+
+
+async def _demo_conversation(user_id: Any) -> None:
+    chat = await store.create_conversation(user_id=user_id, title="What's left this week?")
+    turns: list[dict[str, Any]] = [
+        {"role": Role.SYSTEM, "content": "You are Faceplate. Use the todo tools for the user's list."},
+        {"role": Role.USER, "content": "What is still open on my list?"},
+        {
+            "role": Role.ASSISTANT,
+            "tool_calls": [
+                {
+                    "id": "call_1",
+                    "type": "function",
+                    "function": {"name": "todo.list_tasks", "arguments": '{"completed": false}'},
+                }
+            ],
+        },
+        {
+            "role": Role.TOOL,
+            "tool_results": [
+                {
+                    "tool_call_id": "call_1",
+                    "content": [{"title": "Renew the passport"}, {"title": "Call the plumber"}],
+                }
+            ],
+        },
+        {"role": Role.ASSISTANT, "content": "Two things: renew the passport and call the plumber."},
+    ]
+    for turn in turns:
+        await store.append_message(user_id=user_id, conversation_id=chat.id, **turn)
+
+
+def _summary(message: Any) -> str:
+    if message.tool_calls:
+        calls = ", ".join(
+            f"{c['function']['name']}({c['function']['arguments']})" for c in message.tool_calls
+        )
+        return f"calls {calls}"
+    if message.tool_results:
+        return f"result {message.tool_results}"
+    return str(message.content)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="faceplate-db",
+        description="Migrate and inspect the Faceplate database. Without --url it uses "
+        "FACEPLATE_DATABASE_URL, or the embedded development server when that is unset.",
+        epilog="exit codes: 0 ok, 1 failed, 2 usage, 3 migrations pending, "
+        "4 database unreachable, 5 models differ from the migrations",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    commands = {
+        "demo": (_demo, "migrate, write a small realistic data set and print it"),
+        "upgrade": (_upgrade, "apply pending migrations (safe to run from every replica)"),
+        "status": (_status, "show applied and pending migrations (exit 3 if pending, 4 if unreachable)"),
+        "check": (_check, "fail (exit 5) when the models changed without a migration; no database needed"),
+        "downgrade": (_downgrade, "undo the migrations after VERSION"),
+    }
+    for name, (handler, help_text) in commands.items():
+        command = sub.add_parser(name, help=help_text, description=help_text)
+        command.set_defaults(handler=handler)
+        if name != "check":
+            command.add_argument("--url", help="postgres:// URL (default: FACEPLATE_DATABASE_URL)")
+        if name == "downgrade":
+            command.add_argument("version", type=int, help="the version number to go back to, e.g. 0")
+            command.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run `faceplate-db`; returns the exit code."""
+    args = _parser().parse_args(argv)
+    try:
+        return asyncio.run(args.handler(args))
+    except DatabaseUnavailable as exc:
+        print(f"faceplate-db: {exc}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    except FaceplateError as exc:
+        print(f"faceplate-db: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,702 @@
+"""The user-scoped store: everything the chat backend reads and writes, one job per function.
+
+Every function is async and keyword-only and takes the acting `user_id`; a row of another
+user is `NotFound`, exactly like a missing one. Arguments are validated before any SQL runs
+(`ValidationError` names the field) so a rejected call writes nothing.
+
+Queries are hand-written SQL on the pool's connections: keyset pagination needs row
+comparisons Tortoise cannot express, and building the models straight from rows keeps the
+hot paths close to the driver. The models stay the public types.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final, Generic, TypeVar
+
+import asyncpg
+from tortoise import connections
+from tortoise.models import Model
+from uuid6 import uuid7
+
+from faceplate_models.errors import Conflict, NotFound, ValidationError
+from faceplate_models.models import (
+    EMAIL_MAX,
+    MCP_NAME_MAX,
+    SUBJECT_MAX,
+    TASK_TITLE_MAX,
+    TITLE_MAX,
+    Conversation,
+    MCPConfig,
+    Message,
+    Role,
+    Task,
+    User,
+)
+
+M = TypeVar("M", bound=Model)
+
+#: Largest text of a message or task description, in characters.
+MAX_TEXT_CHARS: Final = 1_000_000
+#: Largest JSON value (tool_calls, tool_results, an MCP config), encoded, in bytes.
+MAX_JSON_BYTES: Final = 1_000_000
+#: Deepest nesting of a JSON value; PostgreSQL's parser has a stack limit well above it.
+MAX_JSON_DEPTH: Final = 64
+#: Largest page a list function returns.
+MAX_PAGE: Final = 1000
+
+
+class _Unset:
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+#: Default of optional update arguments: "leave as it is", unlike None, which clears.
+UNSET: Final[Any] = _Unset()
+
+
+@dataclass(frozen=True)
+class Page(Generic[M]):
+    """One page of a keyset-paginated listing; pass `next_cursor` back for the next one."""
+
+    items: list[M]
+    next_cursor: str | None
+
+
+# --- validation: pure Python, before any SQL ---------------------------------------------
+
+
+def _uuid(field: str, value: object) -> uuid.UUID:
+    if isinstance(value, uuid.UUID):
+        return value
+    if isinstance(value, str):
+        try:
+            return uuid.UUID(value)
+        except ValueError:
+            pass
+    raise ValidationError(field, f"must be a UUID, not {type(value).__name__} {value!r:.60}")
+
+
+def _text(field: str, value: object, max_chars: int, *, strip: bool = False) -> str:
+    if not isinstance(value, str):
+        raise ValidationError(field, f"must be a string, not {type(value).__name__}")
+    if strip:
+        value = value.strip()
+    if len(value) > max_chars:
+        raise ValidationError(field, f"is {len(value)} characters long; the limit is {max_chars}")
+    _check_string(field, value)
+    return value
+
+
+def _check_string(field: str, value: str) -> None:
+    if "\x00" in value:
+        raise ValidationError(field, "contains a NUL character, which PostgreSQL cannot store")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError(
+            field, "contains a lone surrogate, which is not valid Unicode text"
+        ) from None
+
+
+def _required_text(field: str, value: object, max_chars: int) -> str:
+    text = _text(field, value, max_chars, strip=True)
+    if not text:
+        raise ValidationError(field, "must not be empty")
+    return text
+
+
+def _optional_text(field: str, value: object, max_chars: int) -> str | None:
+    return None if value is None else _text(field, value, max_chars)
+
+
+def _check_json(field: str, value: object, depth: int = 0) -> None:
+    if depth > MAX_JSON_DEPTH:
+        raise ValidationError(field, f"is nested deeper than {MAX_JSON_DEPTH} levels")
+    if value is None or isinstance(value, bool | int):
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValidationError(field, f"holds {value}, which JSON cannot represent")
+    elif isinstance(value, str):
+        _check_string(field, value)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _check_json(field, item, depth + 1)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ValidationError(field, f"has a {type(key).__name__} key; JSON keys are strings")
+            _check_string(field, key)
+            _check_json(field, item, depth + 1)
+    else:
+        raise ValidationError(field, f"holds a {type(value).__name__}, which is not a JSON value")
+
+
+def _json(field: str, value: object) -> str:
+    """Validate a JSON value and encode it for a JSONB parameter."""
+    _check_json(field, value)
+    encoded = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    if len(encoded.encode("utf-8")) > MAX_JSON_BYTES:
+        raise ValidationError(field, f"is larger than {MAX_JSON_BYTES} bytes as JSON")
+    return encoded
+
+
+def _optional_json(field: str, value: object) -> str | None:
+    return None if value is None else _json(field, value)
+
+
+def _limit(value: object) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_PAGE:
+        raise ValidationError("limit", f"must be a whole number from 1 to {MAX_PAGE}")
+    return value
+
+
+def _flag(field: str, value: object, *, optional: bool = False) -> bool | None:
+    if (value is None and optional) or isinstance(value, bool):
+        return value
+    raise ValidationError(field, "must be True or False" + (" or None" if optional else ""))
+
+
+def _email(value: object) -> str:
+    email = _text("email", value, EMAIL_MAX, strip=True).lower()
+    local, at, domain = email.rpartition("@")
+    if not at or not local or "." not in domain or any(c.isspace() for c in email):
+        raise ValidationError("email", "is not an email address")
+    return email
+
+
+def _role(value: object) -> Role:
+    try:
+        return Role(value)
+    except ValueError:
+        allowed = ", ".join(r.value for r in Role)
+        raise ValidationError("role", f"must be one of {allowed}, not {value!r:.40}") from None
+
+
+def _tool_calls(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, list | tuple) or not value:
+        raise ValidationError("tool_calls", "must be a non-empty list of tool calls")
+    for index, call in enumerate(value):
+        call_id = call.get("id") if isinstance(call, dict) else None
+        if not isinstance(call_id, str) or not call_id:
+            raise ValidationError("tool_calls", f"entry {index} has no string 'id'")
+    return _json("tool_calls", value)
+
+
+# --- cursors -----------------------------------------------------------------------------
+
+
+def _encode_cursor(at: datetime, row_id: uuid.UUID) -> str:
+    raw = f"{at.isoformat()}|{row_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(field: str, cursor: object) -> tuple[datetime, uuid.UUID]:
+    if not isinstance(cursor, str):
+        raise ValidationError(field, "must be a cursor string from a previous page")
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        at, row_id = raw.split("|")
+        moment = datetime.fromisoformat(at)
+        if moment.tzinfo is None:
+            raise ValueError("naive timestamp")
+        return moment, uuid.UUID(row_id)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise ValidationError(field, "is not a cursor this API issued") from None
+
+
+# --- database access ---------------------------------------------------------------------
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@asynccontextmanager
+async def _connection() -> AsyncIterator[asyncpg.Connection]:
+    async with connections.get("default").acquire_connection() as conn:
+        yield conn
+
+
+@asynccontextmanager
+async def _transaction() -> AsyncIterator[asyncpg.Connection]:
+    async with _connection() as conn, conn.transaction():
+        yield conn
+
+
+def _build(model: type[M]) -> Callable[[asyncpg.Record], M]:
+    init = model._init_from_db
+    return lambda row: init(**row)
+
+
+_users = _build(User)
+_conversations = _build(Conversation)
+_messages = _build(Message)
+_mcp_configs = _build(MCPConfig)
+_tasks = _build(Task)
+
+
+def _page(rows: Sequence[asyncpg.Record], limit: int, build: Callable[[asyncpg.Record], M],
+          key: str) -> Page[M]:
+    items = [build(row) for row in rows[:limit]]
+    if len(rows) <= limit:
+        return Page(items, None)
+    last = rows[limit - 1]
+    return Page(items, _encode_cursor(last[key], last["id"]))
+
+
+def _missing(what: str, key: object) -> NotFound:
+    return NotFound(f"{what} {key} not found (it does not exist, or it is not this user's)")
+
+
+# --- users -------------------------------------------------------------------------------
+
+_USER_COLUMNS = "id, email, subject_id, created_at, updated_at"
+
+
+async def get_or_create_user(*, subject_id: str, email: str) -> User:
+    """The user with this identity-provider subject, created on first login.
+
+    Safe when requests race: exactly one user is created. The email is stored trimmed
+    and lower-cased, and updated when the identity provider reports a new one.
+    """
+    subject = _required_text("subject_id", subject_id, SUBJECT_MAX)
+    address = _email(email)
+    now = _now()
+    try:
+        async with _connection() as conn:
+            row = await conn.fetchrow(
+                f"""INSERT INTO faceplate.users ({_USER_COLUMNS}) VALUES ($1, $2, $3, $4, $4)
+                    ON CONFLICT (subject_id) DO UPDATE SET email = EXCLUDED.email,
+                        updated_at = EXCLUDED.updated_at
+                      WHERE users.email <> EXCLUDED.email
+                    RETURNING {_USER_COLUMNS}""",
+                uuid7(), address, subject, now,
+            )
+            if row is None:  # existing user, email unchanged: the conflict updated nothing
+                row = await conn.fetchrow(
+                    f"SELECT {_USER_COLUMNS} FROM faceplate.users WHERE subject_id = $1", subject
+                )
+    except asyncpg.UniqueViolationError:
+        raise Conflict(
+            f"email {address} already belongs to another user (a different subject_id)"
+        ) from None
+    return _users(row)
+
+
+async def get_user(*, user_id: uuid.UUID | str) -> User:
+    """The user with this id."""
+    uid = _uuid("user_id", user_id)
+    async with _connection() as conn:
+        row = await conn.fetchrow(
+            f"SELECT {_USER_COLUMNS} FROM faceplate.users WHERE id = $1", uid
+        )
+    if row is None:
+        raise _missing("user", uid)
+    return _users(row)
+
+
+async def delete_user(*, user_id: uuid.UUID | str) -> None:
+    """Delete the user and, by cascade, their conversations, messages, MCP configs and tasks."""
+    uid = _uuid("user_id", user_id)
+    async with _connection() as conn:
+        status = await conn.execute("DELETE FROM faceplate.users WHERE id = $1", uid)
+    if status == "DELETE 0":
+        raise _missing("user", uid)
+
+
+# --- conversations -----------------------------------------------------------------------
+
+_CONVERSATION_COLUMNS = "id, user_id, title, created_at, updated_at"
+
+
+async def _insert_owned(sql: str, uid: uuid.UUID, *args: object) -> asyncpg.Record:
+    """Run an INSERT of a row owned by `uid`, reporting a missing user as NotFound."""
+    try:
+        async with _connection() as conn:
+            row = await conn.fetchrow(sql, uid, *args)
+    except asyncpg.ForeignKeyViolationError:
+        raise _missing("user", uid) from None
+    assert row is not None  # noqa: S101 - INSERT ... RETURNING always returns the row
+    return row
+
+
+async def create_conversation(*, user_id: uuid.UUID | str, title: str | None = None) -> Conversation:
+    """Start a new, empty conversation."""
+    uid = _uuid("user_id", user_id)
+    name = None if title is None else _required_text("title", title, TITLE_MAX)
+    now = _now()
+    row = await _insert_owned(
+        f"""INSERT INTO faceplate.conversations ({_CONVERSATION_COLUMNS})
+            VALUES ($2, $1, $3, $4, $4) RETURNING {_CONVERSATION_COLUMNS}""",
+        uid, uuid7(), name, now,
+    )
+    return _conversations(row)
+
+
+async def get_conversation(
+    *, user_id: uuid.UUID | str, conversation_id: uuid.UUID | str
+) -> Conversation:
+    """One conversation of the user."""
+    uid = _uuid("user_id", user_id)
+    cid = _uuid("conversation_id", conversation_id)
+    async with _connection() as conn:
+        row = await conn.fetchrow(
+            f"""SELECT {_CONVERSATION_COLUMNS} FROM faceplate.conversations
+                WHERE id = $1 AND user_id = $2""",
+            cid, uid,
+        )
+    if row is None:
+        raise _missing("conversation", cid)
+    return _conversations(row)
+
+
+async def list_conversations(
+    *, user_id: uuid.UUID | str, limit: int = 50, cursor: str | None = None
+) -> Page[Conversation]:
+    """The user's conversations, latest activity first, `limit` at a time.
+
+    A conversation that gets a new message while someone pages moves to the front; it is
+    not shown again on a later page, nor lost, only the page it was on moves.
+    """
+    uid = _uuid("user_id", user_id)
+    size = _limit(limit)
+    async with _connection() as conn:
+        if cursor is None:
+            rows = await conn.fetch(
+                f"""SELECT {_CONVERSATION_COLUMNS} FROM faceplate.conversations
+                    WHERE user_id = $1 ORDER BY updated_at DESC, id DESC LIMIT $2""",
+                uid, size + 1,
+            )
+        else:
+            at, after = _decode_cursor("cursor", cursor)
+            rows = await conn.fetch(
+                f"""SELECT {_CONVERSATION_COLUMNS} FROM faceplate.conversations
+                    WHERE user_id = $1 AND (updated_at, id) < ($2, $3)
+                    ORDER BY updated_at DESC, id DESC LIMIT $4""",
+                uid, at, after, size + 1,
+            )
+    return _page(rows, size, _conversations, "updated_at")
+
+
+async def rename_conversation(
+    *, user_id: uuid.UUID | str, conversation_id: uuid.UUID | str, title: str | None
+) -> Conversation:
+    """Give the conversation a new title (None clears it); this counts as activity."""
+    uid = _uuid("user_id", user_id)
+    cid = _uuid("conversation_id", conversation_id)
+    name = None if title is None else _required_text("title", title, TITLE_MAX)
+    async with _connection() as conn:
+        row = await conn.fetchrow(
+            f"""UPDATE faceplate.conversations SET title = $3, updated_at = $4
+                WHERE id = $1 AND user_id = $2 RETURNING {_CONVERSATION_COLUMNS}""",
+            cid, uid, name, _now(),
+        )
+    if row is None:
+        raise _missing("conversation", cid)
+    return _conversations(row)
+
+
+async def delete_conversation(
+    *, user_id: uuid.UUID | str, conversation_id: uuid.UUID | str
+) -> None:
+    """Delete the conversation and all its messages."""
+    uid = _uuid("user_id", user_id)
+    cid = _uuid("conversation_id", conversation_id)
+    async with _connection() as conn:
+        status = await conn.execute(
+            "DELETE FROM faceplate.conversations WHERE id = $1 AND user_id = $2", cid, uid
+        )
+    if status == "DELETE 0":
+        raise _missing("conversation", cid)
+
+
+# --- messages ----------------------------------------------------------------------------
+
+_MESSAGE_COLUMNS = "id, conversation_id, role, content, tool_calls, tool_results, created_at"
+
+
+async def append_message(
+    *,
+    user_id: uuid.UUID | str,
+    conversation_id: uuid.UUID | str,
+    role: Role | str,
+    content: str | None = None,
+    tool_calls: list[dict[str, Any]] | None = None,
+    tool_results: Any = None,
+) -> Message:
+    """Add a message to the conversation and move the conversation's activity time.
+
+    `content` may be None only for an assistant turn that calls tools or a tool turn that
+    carries `tool_results`. `tool_calls` (assistant turns only) is a list of calls, each
+    with a string `id`; `tool_results` (tool turns only) is any JSON value.
+    """
+    uid = _uuid("user_id", user_id)
+    cid = _uuid("conversation_id", conversation_id)
+    kind = _role(role)
+    text = _optional_text("content", content, MAX_TEXT_CHARS)
+    calls = _tool_calls(tool_calls)
+    results = _optional_json("tool_results", tool_results)
+    if calls is not None and kind is not Role.ASSISTANT:
+        raise ValidationError("tool_calls", f"only assistant messages call tools, not {kind}")
+    if results is not None and kind is not Role.TOOL:
+        raise ValidationError("tool_results", f"only tool messages carry results, not {kind}")
+    if text is None and calls is None and results is None:
+        raise ValidationError("content", "is required unless the message has tool calls or results")
+    now = _now()
+    async with _transaction() as conn:
+        # The UPDATE proves ownership and locks the conversation, so concurrent appends to
+        # one conversation commit in the order of their timestamps.
+        owned = await conn.fetchval(
+            """UPDATE faceplate.conversations SET updated_at = $3
+               WHERE id = $1 AND user_id = $2 RETURNING id""",
+            cid, uid, now,
+        )
+        if owned is None:
+            raise _missing("conversation", cid)
+        row = await conn.fetchrow(
+            f"""INSERT INTO faceplate.messages ({_MESSAGE_COLUMNS})
+                VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7) RETURNING {_MESSAGE_COLUMNS}""",
+            uuid7(), cid, kind.value, text, calls, results, now,
+        )
+    return _messages(row)
+
+
+async def get_history(
+    *,
+    user_id: uuid.UUID | str,
+    conversation_id: uuid.UUID | str,
+    limit: int = 100,
+    before: str | None = None,
+) -> Page[Message]:
+    """The newest `limit` messages before the cursor, oldest first, ready for a model.
+
+    `next_cursor` (pass it as `before=`) leads to the older messages; it is None at the
+    start of the conversation.
+    """
+    uid = _uuid("user_id", user_id)
+    cid = _uuid("conversation_id", conversation_id)
+    size = _limit(limit)
+    async with _connection() as conn:
+        # Ownership is part of the same statement: a conversation of another user yields
+        # no `owner` row, exactly like a missing one.
+        if before is None:
+            rows = await conn.fetch(
+                f"""SELECT {_MESSAGE_COLUMNS} FROM faceplate.messages
+                    WHERE conversation_id = (SELECT id FROM faceplate.conversations
+                                             WHERE id = $1 AND user_id = $2)
+                    ORDER BY created_at DESC, id DESC LIMIT $3""",
+                cid, uid, size + 1,
+            )
+        else:
+            at, after = _decode_cursor("before", before)
+            rows = await conn.fetch(
+                f"""SELECT {_MESSAGE_COLUMNS} FROM faceplate.messages
+                    WHERE conversation_id = (SELECT id FROM faceplate.conversations
+                                             WHERE id = $1 AND user_id = $2)
+                      AND (created_at, id) < ($3, $4)
+                    ORDER BY created_at DESC, id DESC LIMIT $5""",
+                cid, uid, at, after, size + 1,
+            )
+        if not rows and not await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM faceplate.conversations WHERE id = $1 AND user_id = $2)",
+            cid, uid,
+        ):
+            raise _missing("conversation", cid)
+    page = _page(rows, size, _messages, "created_at")
+    page.items.reverse()
+    return page
+
+
+# --- MCP configs -------------------------------------------------------------------------
+
+_MCP_COLUMNS = "id, user_id, name, config, enabled, created_at, updated_at"
+
+
+async def save_mcp_config(
+    *, user_id: uuid.UUID | str, name: str, config: dict[str, Any], enabled: bool = True
+) -> MCPConfig:
+    """Create the user's MCP config of this name, or replace its config and enabled flag."""
+    uid = _uuid("user_id", user_id)
+    label = _required_text("name", name, MCP_NAME_MAX)
+    if not isinstance(config, dict):
+        raise ValidationError("config", f"must be a JSON object, not {type(config).__name__}")
+    body = _json("config", config)
+    on = _flag("enabled", enabled)
+    now = _now()
+    row = await _insert_owned(
+        f"""INSERT INTO faceplate.mcp_configs ({_MCP_COLUMNS})
+            VALUES ($2, $1, $3, $4::jsonb, $5, $6, $6)
+            ON CONFLICT (user_id, name) DO UPDATE SET config = EXCLUDED.config,
+                enabled = EXCLUDED.enabled, updated_at = EXCLUDED.updated_at
+            RETURNING {_MCP_COLUMNS}""",
+        uid, uuid7(), label, body, on, now,
+    )
+    return _mcp_configs(row)
+
+
+async def list_mcp_configs(
+    *, user_id: uuid.UUID | str, enabled: bool | None = None
+) -> list[MCPConfig]:
+    """The user's MCP configs by name, optionally only the enabled (or disabled) ones."""
+    uid = _uuid("user_id", user_id)
+    state = _flag("enabled", enabled, optional=True)
+    async with _connection() as conn:
+        rows = await conn.fetch(
+            f"""SELECT {_MCP_COLUMNS} FROM faceplate.mcp_configs
+                WHERE user_id = $1 AND ($2::boolean IS NULL OR enabled = $2) ORDER BY name""",
+            uid, state,
+        )
+    return [_mcp_configs(row) for row in rows]
+
+
+async def delete_mcp_config(*, user_id: uuid.UUID | str, name: str) -> None:
+    """Delete the user's MCP config of this name."""
+    uid = _uuid("user_id", user_id)
+    label = _required_text("name", name, MCP_NAME_MAX)
+    async with _connection() as conn:
+        status = await conn.execute(
+            "DELETE FROM faceplate.mcp_configs WHERE user_id = $1 AND name = $2", uid, label
+        )
+    if status == "DELETE 0":
+        raise _missing("MCP config", repr(label))
+
+
+# --- tasks -------------------------------------------------------------------------------
+
+_TASK_COLUMNS = "id, user_id, title, description, completed, created_at, updated_at"
+
+
+async def add_task(
+    *, user_id: uuid.UUID | str, title: str, description: str | None = None
+) -> Task:
+    """Add an open task to the user's list."""
+    uid = _uuid("user_id", user_id)
+    name = _required_text("title", title, TASK_TITLE_MAX)
+    text = _optional_text("description", description, MAX_TEXT_CHARS)
+    now = _now()
+    row = await _insert_owned(
+        f"""INSERT INTO faceplate.tasks ({_TASK_COLUMNS})
+            VALUES ($2, $1, $3, $4, false, $5, $5) RETURNING {_TASK_COLUMNS}""",
+        uid, uuid7(), name, text, now,
+    )
+    return _tasks(row)
+
+
+async def list_tasks(
+    *,
+    user_id: uuid.UUID | str,
+    completed: bool | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> Page[Task]:
+    """The user's tasks in the order they were added, optionally only open or only done ones."""
+    uid = _uuid("user_id", user_id)
+    state = _flag("completed", completed, optional=True)
+    size = _limit(limit)
+    after = _decode_cursor("cursor", cursor) if cursor is not None else None
+    # Four spellings of one query, so that each matches an index exactly: a generic
+    # "($2 IS NULL OR completed = $2)" would hide the state from the planner.
+    where = ["user_id = $1"]
+    args: list[object] = [uid]
+    if state is not None:
+        args.append(state)
+        where.append(f"completed = ${len(args)}")
+    if after is not None:
+        args.extend(after)
+        where.append(f"(created_at, id) > (${len(args) - 1}, ${len(args)})")
+    args.append(size + 1)
+    sql = (
+        f"SELECT {_TASK_COLUMNS} FROM faceplate.tasks WHERE {' AND '.join(where)} "  # noqa: S608
+        f"ORDER BY created_at, id LIMIT ${len(args)}"
+    )
+    async with _connection() as conn:
+        rows = await conn.fetch(sql, *args)
+    return _page(rows, size, _tasks, "created_at")
+
+
+async def update_task(
+    *,
+    user_id: uuid.UUID | str,
+    task_id: uuid.UUID | str,
+    title: str = UNSET,
+    description: str | None = UNSET,
+    completed: bool = UNSET,
+) -> Task:
+    """Change the given fields of a task; a field not passed keeps its value."""
+    uid = _uuid("user_id", user_id)
+    tid = _uuid("task_id", task_id)
+    changes: dict[str, object] = {}
+    if title is not UNSET:
+        changes["title"] = _required_text("title", title, TASK_TITLE_MAX)
+    if description is not UNSET:
+        changes["description"] = _optional_text("description", description, MAX_TEXT_CHARS)
+    if completed is not UNSET:
+        changes["completed"] = _flag("completed", completed)
+    changes["updated_at"] = _now()
+    assignments = ", ".join(f"{column} = ${i}" for i, column in enumerate(changes, start=3))
+    async with _connection() as conn:
+        row = await conn.fetchrow(
+            f"""UPDATE faceplate.tasks SET {assignments}
+                WHERE id = $1 AND user_id = $2 RETURNING {_TASK_COLUMNS}""",  # noqa: S608
+            tid, uid, *changes.values(),
+        )
+    if row is None:
+        raise _missing("task", tid)
+    return _tasks(row)
+
+
+async def complete_task(*, user_id: uuid.UUID | str, task_id: uuid.UUID | str) -> Task:
+    """Mark a task done (doing it twice is harmless)."""
+    return await update_task(user_id=user_id, task_id=task_id, completed=True)
+
+
+async def delete_task(*, user_id: uuid.UUID | str, task_id: uuid.UUID | str) -> None:
+    """Delete a task."""
+    uid = _uuid("user_id", user_id)
+    tid = _uuid("task_id", task_id)
+    async with _connection() as conn:
+        status = await conn.execute(
+            "DELETE FROM faceplate.tasks WHERE id = $1 AND user_id = $2", tid, uid
+        )
+    if status == "DELETE 0":
+        raise _missing("task", tid)
+
+
+__all__ = [
+    "MAX_JSON_BYTES",
+    "MAX_JSON_DEPTH",
+    "MAX_PAGE",
+    "MAX_TEXT_CHARS",
+    "UNSET",
+    "Page",
+    "add_task",
+    "append_message",
+    "complete_task",
+    "create_conversation",
+    "delete_conversation",
+    "delete_mcp_config",
+    "delete_task",
+    "delete_user",
+    "get_conversation",
+    "get_history",
+    "get_or_create_user",
+    "get_user",
+    "list_conversations",
+    "list_mcp_configs",
+    "list_tasks",
+    "rename_conversation",
+    "save_mcp_config",
+    "update_task",
+]

@@ -1,0 +1,108 @@
+"""Pytest fixtures on a real PostgreSQL, built with the real migrations.
+
+Registered as a pytest plugin (entry point `pytest11`), so any project that installs
+faceplate-models can request them. Async fixtures share the session's event loop: set
+`asyncio_default_fixture_loop_scope = "session"` and `asyncio_default_test_loop_scope =
+"session"` in the pytest configuration.
+
+- `faceplate_server`: the server, FACEPLATE_TEST_DATABASE_URL's or a throwaway embedded one.
+- `faceplate_database`: a database created on it for this session, migrated, initialised
+  with `init_db`, and dropped at the end.
+- `faceplate_db`: the same, with every `faceplate` table emptied before the test.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+import pytest_asyncio
+from tortoise import Tortoise, connections
+
+from faceplate_models.config import SCHEMA, DatabaseTarget, load_settings, parse_database_url
+from faceplate_models.db import close_db, init_db
+
+
+def connect_kwargs(target: DatabaseTarget) -> dict[str, object]:
+    """Keyword arguments for `asyncpg.connect` to `target`."""
+    kwargs: dict[str, object] = {
+        "host": target.host,
+        "port": target.port,
+        "user": target.user,
+        "database": target.database,
+    }
+    if target.password:
+        kwargs["password"] = target.password
+    if target.ssl:
+        kwargs["ssl"] = target.ssl
+    return kwargs
+
+
+async def create_database(server: DatabaseTarget, prefix: str = "faceplate_test") -> DatabaseTarget:
+    """Create an empty database with a unique name on `server` and return its target."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(**connect_kwargs(server))  # type: ignore[arg-type]
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    return server.with_database(name)
+
+
+async def drop_database(server: DatabaseTarget, database: str) -> None:
+    """Drop `database`, disconnecting whoever still uses it."""
+    admin = await asyncpg.connect(**connect_kwargs(server))  # type: ignore[arg-type]
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+async def truncate_tables() -> None:
+    """Empty every table of schema `faceplate` except Aerich's version table.
+
+    Tortoise's own `truncate_all_models` issues unqualified names, which miss the schema.
+    """
+    tables = [
+        f'"{SCHEMA}"."{model._meta.db_table}"'
+        for model in Tortoise.apps.get_models_iterable()
+        if model._meta.schema == SCHEMA and model._meta.db_table != "aerich"
+    ]
+    await connections.get("default").execute_script(f"TRUNCATE {', '.join(tables)} CASCADE")
+
+
+@pytest.fixture(scope="session")
+def faceplate_server() -> Iterator[DatabaseTarget]:
+    """The PostgreSQL server for the session: FACEPLATE_TEST_DATABASE_URL's, else embedded."""
+    url = load_settings().test_database_url
+    if url:
+        yield parse_database_url(url, variable="FACEPLATE_TEST_DATABASE_URL")
+        return
+    from faceplate_models.embedded import server_target, start_server  # noqa: PLC0415
+
+    # pgserver stops a temporary server and deletes its data when the process exits.
+    server = start_server(Path(tempfile.mkdtemp(prefix="faceplate-pg-")), temporary=True)
+    yield server_target(server)
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def faceplate_database(faceplate_server: DatabaseTarget) -> AsyncIterator[DatabaseTarget]:
+    """A database of its own for the session, built by the real migrations and initialised."""
+    target = await create_database(faceplate_server)
+    try:
+        await init_db(target.url(), migrate=True)
+        yield target
+    finally:
+        await close_db()
+        await drop_database(faceplate_server, target.database)
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def faceplate_db(faceplate_database: DatabaseTarget) -> DatabaseTarget:
+    """The session's database with every `faceplate` table emptied before the test."""
+    await truncate_tables()
+    return faceplate_database

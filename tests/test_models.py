@@ -1,0 +1,274 @@
+"""The schema as PostgreSQL itself reports it, and the models' behaviour on a real server."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from tortoise import connections
+from tortoise.exceptions import IntegrityError
+
+from faceplate_models import Conversation, MCPConfig, Message, Role, Task, User
+from faceplate_models.config import DatabaseTarget
+
+pytestmark = pytest.mark.usefixtures("faceplate_db")
+
+
+async def query(sql: str, *args: Any) -> list[dict[str, Any]]:
+    return await connections.get("default").execute_query_dict(sql, list(args))
+
+
+async def columns(table: str) -> dict[str, tuple[str, bool]]:
+    rows = await query(
+        """SELECT column_name, data_type, is_nullable FROM information_schema.columns
+           WHERE table_schema = 'faceplate' AND table_name = $1""",
+        table,
+    )
+    return {r["column_name"]: (r["data_type"], r["is_nullable"] == "YES") for r in rows}
+
+
+UUID, TSTZ, TEXT, VARCHAR, JSONB, BOOL = (
+    "uuid",
+    "timestamp with time zone",
+    "text",
+    "character varying",
+    "jsonb",
+    "boolean",
+)
+
+
+async def test_every_table_lives_in_the_faceplate_schema_and_none_in_public() -> None:
+    rows = await query(
+        "SELECT schemaname, tablename FROM pg_tables WHERE schemaname NOT IN "
+        "('pg_catalog', 'information_schema') ORDER BY tablename"
+    )
+    assert {(r["schemaname"], r["tablename"]) for r in rows} == {
+        ("faceplate", t)
+        for t in ("aerich", "conversations", "mcp_configs", "messages", "tasks", "users")
+    }
+
+
+@pytest.mark.parametrize(
+    ("table", "expected"),
+    [
+        (
+            "users",
+            {
+                "id": (UUID, False),
+                "email": (VARCHAR, False),
+                "subject_id": (VARCHAR, False),
+                "created_at": (TSTZ, False),
+                "updated_at": (TSTZ, False),
+            },
+        ),
+        (
+            "conversations",
+            {
+                "id": (UUID, False),
+                "user_id": (UUID, False),
+                "title": (VARCHAR, True),
+                "created_at": (TSTZ, False),
+                "updated_at": (TSTZ, False),
+            },
+        ),
+        (
+            "messages",
+            {
+                "id": (UUID, False),
+                "conversation_id": (UUID, False),
+                "role": (VARCHAR, False),
+                "content": (TEXT, True),
+                "tool_calls": (JSONB, True),
+                "tool_results": (JSONB, True),
+                "created_at": (TSTZ, False),
+            },
+        ),
+        (
+            "mcp_configs",
+            {
+                "id": (UUID, False),
+                "user_id": (UUID, False),
+                "name": (VARCHAR, False),
+                "config": (JSONB, False),
+                "enabled": (BOOL, False),
+                "created_at": (TSTZ, False),
+                "updated_at": (TSTZ, False),
+            },
+        ),
+        (
+            "tasks",
+            {
+                "id": (UUID, False),
+                "user_id": (UUID, False),
+                "title": (VARCHAR, False),
+                "description": (TEXT, True),
+                "completed": (BOOL, False),
+                "created_at": (TSTZ, False),
+                "updated_at": (TSTZ, False),
+            },
+        ),
+    ],
+)
+async def test_columns_and_types(table: str, expected: dict[str, tuple[str, bool]]) -> None:
+    assert await columns(table) == expected
+
+
+async def test_primary_keys_are_id() -> None:
+    rows = await query(
+        """SELECT tc.table_name, kcu.column_name FROM information_schema.table_constraints tc
+           JOIN information_schema.key_column_usage kcu USING (constraint_schema, constraint_name)
+           WHERE tc.table_schema = 'faceplate' AND tc.constraint_type = 'PRIMARY KEY'"""
+    )
+    assert {(r["table_name"], r["column_name"]) for r in rows} == {
+        (t, "id")
+        for t in ("aerich", "conversations", "mcp_configs", "messages", "tasks", "users")
+    }
+
+
+async def test_foreign_keys_cascade_on_delete() -> None:
+    rows = await query(
+        """SELECT c.conrelid::regclass::text AS child, a.attname AS col,
+                  c.confrelid::regclass::text AS parent, c.confdeltype::text AS on_delete
+           FROM pg_constraint c
+           JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = ANY (c.conkey)
+           WHERE c.contype = 'f' AND c.connamespace = 'faceplate'::regnamespace"""
+    )
+    assert {(r["child"], r["col"], r["parent"], r["on_delete"]) for r in rows} == {
+        ("conversations", "user_id", "users", "c"),
+        ("messages", "conversation_id", "conversations", "c"),
+        ("mcp_configs", "user_id", "users", "c"),
+        ("tasks", "user_id", "users", "c"),
+    }
+
+
+async def indexes() -> dict[str, tuple[str, bool, str]]:
+    rows = await query(
+        """SELECT i.relname AS name, t.relname AS tab, x.indisunique AS uniq,
+                  pg_get_indexdef(x.indexrelid) AS def
+           FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
+           JOIN pg_class t ON t.oid = x.indrelid
+           WHERE t.relnamespace = 'faceplate'::regnamespace AND NOT x.indisprimary"""
+    )
+    return {r["name"]: (r["tab"], r["uniq"], r["def"].split(" USING btree ")[1]) for r in rows}
+
+
+async def test_indexes_follow_the_hot_queries() -> None:
+    found = {(tab, uniq, cols) for tab, uniq, cols in (await indexes()).values()}
+    assert found == {
+        ("users", True, "(subject_id)"),
+        ("users", True, "(lower((email)::text))"),
+        ("conversations", False, "(user_id, updated_at, id)"),
+        ("messages", False, "(conversation_id, created_at, id)"),
+        ("mcp_configs", True, "(user_id, name)"),
+        ("tasks", False, "(user_id, created_at, id)"),
+        ("tasks", False, "(user_id, completed, created_at, id)"),
+    }
+
+
+async def test_every_foreign_key_leads_an_index() -> None:
+    leading = {(tab, cols.strip("()").split(", ")[0]) for tab, _, cols in (await indexes()).values()}
+    for child, column in [
+        ("conversations", "user_id"),
+        ("messages", "conversation_id"),
+        ("mcp_configs", "user_id"),
+        ("tasks", "user_id"),
+    ]:
+        assert (child, column) in leading
+
+
+async def test_email_is_unique_case_insensitively() -> None:
+    await User.create(email="ada@example.com", subject_id="a")
+    with pytest.raises(IntegrityError):
+        await User.create(email="ADA@Example.COM", subject_id="b")
+    with pytest.raises(IntegrityError):
+        await User.create(email="other@example.com", subject_id="a")
+    assert await User.all().count() == 1
+
+
+async def test_mcp_config_name_is_unique_per_user() -> None:
+    ada = await User.create(email="ada@example.com", subject_id="a")
+    bob = await User.create(email="bob@example.com", subject_id="b")
+    await MCPConfig.create(user=ada, name="todo", config={})
+    await MCPConfig.create(user=bob, name="todo", config={})
+    with pytest.raises(IntegrityError):
+        await MCPConfig.create(user=ada, name="todo", config={"x": 1})
+
+
+async def test_ids_are_uuid7_and_time_ordered() -> None:
+    users = [await User.create(email=f"u{i}@example.com", subject_id=str(i)) for i in range(5)]
+    assert all(u.id.version == 7 for u in users)
+    assert [u.id for u in users] == sorted(u.id for u in users)
+    fetched = await User.get(id=users[0].id)
+    assert fetched.id == users[0].id
+
+
+async def test_timestamps_are_aware_utc() -> None:
+    before = datetime.now(UTC)
+    user = await User.create(email="ada@example.com", subject_id="a")
+    fetched = await User.get(id=user.id)
+    for moment in (fetched.created_at, fetched.updated_at):
+        assert moment.tzinfo is not None
+        assert moment.utcoffset() is not None and moment.utcoffset().total_seconds() == 0
+        assert before <= moment <= datetime.now(UTC)
+
+
+async def test_json_round_trips() -> None:
+    user = await User.create(email="ada@example.com", subject_id="a")
+    chat = await Conversation.create(user=user, title="t")
+    calls = [
+        {
+            "id": "call_1",
+            "type": "function",
+            "function": {"name": "todo.add", "arguments": json.dumps({"title": "x"})},
+        }
+    ]
+    results = {"nested": [1, 2.5, None, True, {"ü": "ß✓"}], "big": 2**70}
+    message = await Message.create(
+        conversation=chat, role=Role.ASSISTANT, tool_calls=calls, tool_results=results
+    )
+    fetched = await Message.get(id=message.id)
+    assert fetched.tool_calls == calls
+    assert fetched.tool_results == results
+    assert fetched.content is None
+    assert fetched.role is Role.ASSISTANT
+    stored = await query(
+        "SELECT jsonb_typeof(tool_calls) AS t FROM faceplate.messages WHERE id = $1", message.id
+    )
+    assert stored == [{"t": "array"}]
+
+
+async def test_deleting_a_conversation_deletes_its_messages() -> None:
+    user = await User.create(email="ada@example.com", subject_id="a")
+    keep, drop = await Conversation.create(user=user), await Conversation.create(user=user)
+    for chat in (keep, drop):
+        await Message.create(conversation=chat, role=Role.USER, content="hi")
+    await drop.delete()
+    assert await Message.filter(conversation_id=drop.id).count() == 0
+    assert await Message.filter(conversation_id=keep.id).count() == 1
+
+
+async def test_deleting_a_user_deletes_everything_they_own() -> None:
+    ada = await User.create(email="ada@example.com", subject_id="a")
+    bob = await User.create(email="bob@example.com", subject_id="b")
+    for owner in (ada, bob):
+        chat = await Conversation.create(user=owner)
+        await Message.create(conversation=chat, role=Role.USER, content="hi")
+        await MCPConfig.create(user=owner, name="todo", config={})
+        await Task.create(user=owner, title="t")
+    await ada.delete()
+    for model in (Conversation, MCPConfig, Task):
+        assert await model.filter(user_id=ada.id).count() == 0
+        assert await model.filter(user_id=bob.id).count() == 1
+    assert await Message.all().count() == 1
+
+
+async def test_str_of_each_model(faceplate_db: DatabaseTarget) -> None:
+    user = await User.create(email="ada@example.com", subject_id="a")
+    chat = await Conversation.create(user=user)
+    assert str(user) == "ada@example.com"
+    assert str(chat) == "(untitled conversation)"
+    assert str(await Message.create(conversation=chat, role=Role.USER, content="hi")) == "user: hi"
+    assert str(await MCPConfig.create(user=user, name="todo", config={})) == "todo"
+    assert str(await Task.create(user=user, title="t")) == "[ ] t"
