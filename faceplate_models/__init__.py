@@ -1,10 +1,10 @@
 """faceplate-models: the persistence layer of Faceplate.
 
-    import faceplate_models as fm
+import faceplate_models as fm
 
-    await fm.init_db()                      # or: async with fm.database(): ...
-    user = await fm.get_or_create_user(subject_id="auth0|42", email="ada@example.com")
-    chat = await fm.create_conversation(user_id=user.id, title="Trip")
+await fm.init_db()                      # or: async with fm.database(): ...
+user = await fm.get_or_create_user(subject_id="auth0|42", email="ada@example.com")
+chat = await fm.create_conversation(user_id=user.id, title="Trip")
 """
 
 from faceplate_models import errors

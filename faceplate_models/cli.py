@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from faceplate_models import migrate, store
@@ -28,13 +30,16 @@ def _config(args: argparse.Namespace) -> dict[str, Any]:
 
 
 async def _upgrade(args: argparse.Namespace) -> int:
+    config = _config(args)
+    started = time.perf_counter()
     try:
-        applied = await migrate.upgrade(_config(args))
+        applied = await migrate.upgrade(config, args.migrations)
     finally:
         await close_db()
     if applied:
         for name in applied:
             print(f"applied {name}")
+        print(f"{len(applied)} migration(s) applied in {time.perf_counter() - started:.2f} s")
     else:
         print("the database is current; nothing to apply")
     return EXIT_OK
@@ -43,7 +48,7 @@ async def _upgrade(args: argparse.Namespace) -> int:
 async def _status(args: argparse.Namespace) -> int:
     config = _config(args)
     try:
-        status = await migrate.read_status(config)
+        status = await migrate.read_status(config, args.migrations)
     except DatabaseUnavailable as exc:
         print(f"unreachable: {exc}")
         return EXIT_UNREACHABLE
@@ -60,11 +65,13 @@ async def _status(args: argparse.Namespace) -> int:
 
 async def _check(args: argparse.Namespace) -> int:
     # The comparison is offline: the config only has to name the models, not a real server.
-    from faceplate_models.config import DatabaseTarget, tortoise_config  # noqa: PLC0415
+    from faceplate_models.config import DatabaseTarget, tortoise_config
 
-    offline = tortoise_config(DatabaseTarget("localhost", 5432, "unused", "unused"), load_settings())
+    offline = tortoise_config(
+        DatabaseTarget("localhost", 5432, "unused", "unused"), load_settings()
+    )
     try:
-        sql = await migrate.pending_model_changes(offline)
+        sql = await migrate.pending_model_changes(offline, args.migrations)
     finally:
         await close_db()
     if not sql:
@@ -79,12 +86,13 @@ async def _check(args: argparse.Namespace) -> int:
 async def _downgrade(args: argparse.Namespace) -> int:
     config = _config(args)
     if not args.yes:
-        answer = input(f"Undo every migration after version {args.version}? Data may be lost. [y/N] ")
+        question = f"Undo every migration after version {args.version}? Data may be lost. [y/N] "
+        answer = await asyncio.to_thread(input, question)
         if answer.strip().lower() not in ("y", "yes"):
             print("nothing was changed")
             return EXIT_ERROR
     try:
-        undone = await migrate.downgrade(config, args.version)
+        undone = await migrate.downgrade(config, args.version, args.migrations)
     finally:
         await close_db()
     for name in undone:
@@ -125,15 +133,21 @@ async def _write_demo_data() -> None:
     for task in (await store.list_tasks(user_id=user.id)).items:
         print(f"task          {task}")
     for conversation in (await store.list_conversations(user_id=user.id)).items:
-        print(f"conversation  {conversation}  (last activity {conversation.updated_at:%Y-%m-%d %H:%M:%S} UTC)")
-        for message in (await store.get_history(user_id=user.id, conversation_id=conversation.id)).items:
+        when = f"{conversation.updated_at:%Y-%m-%d %H:%M:%S} UTC"
+        print(f"conversation  {conversation}  (last activity {when})")
+        for message in (
+            await store.get_history(user_id=user.id, conversation_id=conversation.id)
+        ).items:
             print(f"  {message.role:<9} {_summary(message)}")
 
 
 async def _demo_conversation(user_id: Any) -> None:
     chat = await store.create_conversation(user_id=user_id, title="What's left this week?")
     turns: list[dict[str, Any]] = [
-        {"role": Role.SYSTEM, "content": "You are Faceplate. Use the todo tools for the user's list."},
+        {
+            "role": Role.SYSTEM,
+            "content": "You are Faceplate. Use the todo tools for the user's list.",
+        },
         {"role": Role.USER, "content": "What is still open on my list?"},
         {
             "role": Role.ASSISTANT,
@@ -183,8 +197,14 @@ def _parser() -> argparse.ArgumentParser:
     commands = {
         "demo": (_demo, "migrate, write a small realistic data set and print it"),
         "upgrade": (_upgrade, "apply pending migrations (safe to run from every replica)"),
-        "status": (_status, "show applied and pending migrations (exit 3 if pending, 4 if unreachable)"),
-        "check": (_check, "fail (exit 5) when the models changed without a migration; no database needed"),
+        "status": (
+            _status,
+            "show applied and pending migrations (exit 3 if pending, 4 if unreachable)",
+        ),
+        "check": (
+            _check,
+            "fail (exit 5) when the models changed without a migration; no database needed",
+        ),
         "downgrade": (_downgrade, "undo the migrations after VERSION"),
     }
     for name, (handler, help_text) in commands.items():
@@ -192,8 +212,16 @@ def _parser() -> argparse.ArgumentParser:
         command.set_defaults(handler=handler)
         if name != "check":
             command.add_argument("--url", help="postgres:// URL (default: FACEPLATE_DATABASE_URL)")
+        if name != "demo":
+            command.add_argument(
+                "--migrations",
+                type=Path,
+                help="folder of Aerich migrations (default: the package's)",
+            )
         if name == "downgrade":
-            command.add_argument("version", type=int, help="the version number to go back to, e.g. 0")
+            command.add_argument(
+                "version", type=int, help="the version number to go back to, e.g. 0"
+            )
             command.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     return parser
 
@@ -202,7 +230,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run `faceplate-db`; returns the exit code."""
     args = _parser().parse_args(argv)
     try:
-        return asyncio.run(args.handler(args))
+        code: int = asyncio.run(args.handler(args))
+        return code
     except DatabaseUnavailable as exc:
         print(f"faceplate-db: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE

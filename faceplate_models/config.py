@@ -167,7 +167,9 @@ def parse_database_url(url: str, *, variable: str = "FACEPLATE_DATABASE_URL") ->
     port = url_port or (int(raw_port) if raw_port else 5432)
     database = unquote(parts.path.lstrip("/"))
     if not database or "/" in database:
-        raise ConfigError(f"{variable} names no database (postgres://user:password@host:port/DBNAME)")
+        raise ConfigError(
+            f"{variable} names no database (postgres://user:password@host:port/DBNAME)"
+        )
     user = unquote(parts.username or "") or query.get("user", "")
     if not user:
         raise ConfigError(f"{variable} names no user (postgres://USER:password@host:port/dbname)")

@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from typing import Any
 
 import asyncpg
 from tortoise import Tortoise, connections
+from tortoise.context import get_current_context
 from tortoise.exceptions import BaseORMException
 
 from faceplate_models.config import (
@@ -34,12 +35,14 @@ def resolve_target(settings: Settings, url: str | None = None) -> DatabaseTarget
         return parse_database_url(url, variable="the database URL")
     if settings.database_url is not None:
         return parse_database_url(settings.database_url)
-    from faceplate_models.embedded import embedded_target  # noqa: PLC0415 - dev only
+    from faceplate_models.embedded import embedded_target
 
     return embedded_target(settings.data_dir)
 
 
-def resolve_tortoise_config(url: str | None = None, settings: Settings | None = None) -> dict[str, Any]:
+def resolve_tortoise_config(
+    url: str | None = None, settings: Settings | None = None
+) -> dict[str, Any]:
     """The Tortoise/Aerich config for `url`, the environment, or the embedded server."""
     settings = settings or load_settings()
     return tortoise_config(resolve_target(settings, url), settings)
@@ -47,6 +50,8 @@ def resolve_tortoise_config(url: str | None = None, settings: Settings | None = 
 
 def describe_connect_error(exc: BaseException) -> str:
     """Say why a connection failed, in words an operator can act on."""
+    if isinstance(exc, BaseORMException) and exc.__cause__ is not None:
+        exc = exc.__cause__  # Tortoise wraps the driver's error; the driver's says more
     if isinstance(exc, TimeoutError):
         return "no answer (the server or a firewall is silently dropping the connection)"
     if isinstance(exc, ConnectionRefusedError):
@@ -55,7 +60,9 @@ def describe_connect_error(exc: BaseException) -> str:
         return "no socket there (is PostgreSQL running?)"
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror
-    if isinstance(exc, asyncpg.InvalidPasswordError | asyncpg.InvalidAuthorizationSpecificationError):
+    if isinstance(
+        exc, asyncpg.InvalidPasswordError | asyncpg.InvalidAuthorizationSpecificationError
+    ):
         return f"authentication failed ({type(exc).__name__}; check the user and password)"
     if isinstance(exc, asyncpg.InvalidCatalogNameError):
         return "the database does not exist (create it, or fix the database name)"
@@ -82,14 +89,20 @@ async def init_db(
             # Tortoise connects lazily; the first query opens the pool, so a bad address
             # fails here, at startup, rather than on a user's first request.
             await connections.get("default").execute_query("SELECT 1")
-    except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError, BaseORMException) as exc:
+    except (
+        TimeoutError,
+        OSError,
+        asyncpg.PostgresError,
+        asyncpg.InterfaceError,
+        BaseORMException,
+    ) as exc:
         await close_db()
         raise DatabaseUnavailable(
             f"cannot reach {target.describe()}: {describe_connect_error(exc)}"
         ) from exc
     log.info("connected to %s", target.describe())
     if migrate:
-        from faceplate_models.migrate import upgrade  # noqa: PLC0415
+        from faceplate_models.migrate import upgrade
 
         for name in await upgrade(config):
             log.info("applied migration %s", name)
@@ -97,8 +110,13 @@ async def init_db(
 
 async def close_db() -> None:
     """Close the pool and forget the configuration; safe to call when nothing is open."""
-    if Tortoise.is_inited():
-        await Tortoise.close_connections()
+    context = get_current_context()
+    if context is None or not context.inited:
+        return
+    # __aexit__ closes the pool and marks the context uninitialised; its last step, resetting
+    # the context variable, fails harmlessly when init_db ran in another task.
+    with suppress(ValueError):
+        await context.__aexit__(None, None, None)
 
 
 @asynccontextmanager
@@ -111,4 +129,3 @@ async def database(
         yield
     finally:
         await close_db()
-

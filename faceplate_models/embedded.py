@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import subprocess
 import warnings
 from pathlib import Path
@@ -21,7 +22,7 @@ def _pgserver() -> Any:
         with warnings.catch_warnings():
             # platformdirs warns when XDG_RUNTIME_DIR is unset, as on most servers and CI.
             warnings.simplefilter("ignore")
-            import pgserver  # noqa: PLC0415 - optional, development-only dependency
+            import pgserver
     except ImportError:
         raise ConfigError(
             "FACEPLATE_DATABASE_URL is not set and the embedded development PostgreSQL is "
@@ -56,7 +57,9 @@ def server_target(server: Any, database: str = "postgres") -> DatabaseTarget:
 
 def ensure_database(server: Any, database: str) -> None:
     """Create `database` on the embedded server unless it exists."""
-    exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{database}';")
+    if not re.fullmatch(r"[a-z_][a-z0-9_]*", database):
+        raise ConfigError(f"embedded database name {database!r} is not a plain identifier")
+    exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{database}';")  # noqa: S608
     if "(1 row)" not in exists:
         server.psql(f'CREATE DATABASE "{database}";')
 

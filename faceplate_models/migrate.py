@@ -105,7 +105,7 @@ async def _applied(conn: asyncpg.Connection) -> list[str] | None:
         return None
     try:
         rows = await conn.fetch(
-            f"SELECT version FROM {VERSION_TABLE} WHERE app = $1 ORDER BY id",  # noqa: S608
+            f"SELECT version FROM {VERSION_TABLE} WHERE app = $1 ORDER BY id",
             APP,
         )
     except asyncpg.PostgresError as exc:
@@ -139,7 +139,7 @@ async def read_status(config: dict[str, Any], location: Path | None = None) -> M
     """Applied and pending migrations, read without the lock and without changing anything."""
     conn = await _connect(config)
     try:
-        applied = await _applied(conn) or []
+        applied = await _guard(conn)
     finally:
         await conn.close()
     pending = [v for v in version_files(location) if v not in applied]
@@ -149,7 +149,9 @@ async def read_status(config: dict[str, Any], location: Path | None = None) -> M
 async def _command(config: dict[str, Any], location: Path | None) -> Command:
     if not Tortoise.is_inited():
         await Tortoise.init(config=config, _enable_global_fallback=True)
-    command = Command(tortoise_config=config, app=APP, location=str(location or migrations_location()))
+    command = Command(
+        tortoise_config=config, app=APP, location=str(location or migrations_location())
+    )
     await command.init()
     return command
 
@@ -174,7 +176,9 @@ async def upgrade(config: dict[str, Any], location: Path | None = None) -> list[
             ) from exc
 
 
-async def downgrade(config: dict[str, Any], version: int, location: Path | None = None) -> list[str]:
+async def downgrade(
+    config: dict[str, Any], version: int, location: Path | None = None
+) -> list[str]:
     """Undo every migration after `version` (the number before the first underscore)."""
     async with _locked(config) as conn:
         applied = await _guard(conn)
@@ -203,8 +207,14 @@ async def pending_model_changes(config: dict[str, Any], location: Path | None = 
     """
     source = location or migrations_location()
     # Aerich keeps its operator lists on the class; start every comparison from empty.
-    for name in ("upgrade_operators", "downgrade_operators", "_upgrade_fk_m2m_index_operators",
-                 "_downgrade_fk_m2m_index_operators", "_upgrade_m2m", "_downgrade_m2m"):
+    for name in (
+        "upgrade_operators",
+        "downgrade_operators",
+        "_upgrade_fk_m2m_index_operators",
+        "_downgrade_fk_m2m_index_operators",
+        "_upgrade_m2m",
+        "_downgrade_m2m",
+    ):
         setattr(Migrate, name, [])
     with tempfile.TemporaryDirectory(prefix="faceplate-check-") as scratch:
         shutil.copytree(source, scratch, dirs_exist_ok=True)

@@ -36,9 +36,7 @@ class Role(StrEnum):
 class UniqueIndex(Index):
     """A unique index over expressions, which Tortoise's `Index` cannot declare by itself."""
 
-    def get_sql(
-        self, schema_generator: BaseSchemaGenerator, model: type[Model], safe: bool
-    ) -> str:
+    def get_sql(self, schema_generator: BaseSchemaGenerator, model: type[Model], safe: bool) -> str:
         return super().get_sql(schema_generator, model, safe).replace("INDEX", "UNIQUE INDEX", 1)
 
 
@@ -94,7 +92,7 @@ class Conversation(Model):
 
 
 class Message(Model):
-    """One turn of a conversation: a user's text, an assistant's reply or tool calls, a tool's result."""
+    """One turn of a chat: a user's text, an assistant's reply or tool calls, a tool's result."""
 
     id = fields.UUIDField(primary_key=True, default=uuid7)
     conversation: fields.ForeignKeyRelation[Conversation] = fields.ForeignKeyField(
@@ -114,9 +112,7 @@ class Message(Model):
         table = "messages"
         # A conversation's history in order, read backwards from a cursor; serves the FK too.
         indexes = (
-            Index(
-                fields=("conversation_id", "created_at", "id"), name="idx_messages_history"
-            ),
+            Index(fields=("conversation_id", "created_at", "id"), name="idx_messages_history"),
         )
 
     def __str__(self) -> str:
@@ -171,9 +167,7 @@ class Task(Model):
         # All of a user's tasks in creation order (and the FK), and the same filtered by state.
         indexes = (
             Index(fields=("user_id", "created_at", "id"), name="idx_tasks_user_created"),
-            Index(
-                fields=("user_id", "completed", "created_at", "id"), name="idx_tasks_user_state"
-            ),
+            Index(fields=("user_id", "completed", "created_at", "id"), name="idx_tasks_user_state"),
         )
 
     def __str__(self) -> str:

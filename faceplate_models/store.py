@@ -118,33 +118,58 @@ def _optional_text(field: str, value: object, max_chars: int) -> str | None:
     return None if value is None else _text(field, value, max_chars)
 
 
-def _check_json(field: str, value: object, depth: int = 0) -> None:
+def _check_json(field: str, value: object, depth: int = 0) -> bool:
+    """Reject what JSONB cannot hold; True when a float needs `_exact_json` to survive."""
     if depth > MAX_JSON_DEPTH:
         raise ValidationError(field, f"is nested deeper than {MAX_JSON_DEPTH} levels")
     if value is None or isinstance(value, bool | int):
-        return
+        return False
     if isinstance(value, float):
         if not math.isfinite(value):
             raise ValidationError(field, f"holds {value}, which JSON cannot represent")
-    elif isinstance(value, str):
+        return value.is_integer() and abs(value) >= _FLOAT_EXPONENT_FROM
+    if isinstance(value, str):
         _check_string(field, value)
-    elif isinstance(value, list | tuple):
-        for item in value:
-            _check_json(field, item, depth + 1)
-    elif isinstance(value, dict):
+        return False
+    if isinstance(value, list | tuple):
+        # A list, not a generator: any() must not stop before every item is checked.
+        return any([_check_json(field, item, depth + 1) for item in value])  # noqa: C419
+    if isinstance(value, dict):
+        inexact = False
         for key, item in value.items():
             if not isinstance(key, str):
-                raise ValidationError(field, f"has a {type(key).__name__} key; JSON keys are strings")
+                raise ValidationError(
+                    field, f"has a {type(key).__name__} key; JSON keys are strings"
+                )
             _check_string(field, key)
-            _check_json(field, item, depth + 1)
-    else:
-        raise ValidationError(field, f"holds a {type(value).__name__}, which is not a JSON value")
+            inexact = _check_json(field, item, depth + 1) or inexact
+        return inexact
+    raise ValidationError(field, f"holds a {type(value).__name__}, which is not a JSON value")
+
+
+# Python writes integral floats from 1e16 up in exponent form ("3.602879701896397e+16"), which
+# JSONB stores as a decimal integer, so they would come back as a different int. Such floats
+# are written out in full with a ".0", which JSONB keeps, and which reads back exactly.
+_FLOAT_EXPONENT_FROM = 1e16
+
+
+def _exact_json(value: object) -> str:
+    if isinstance(value, float) and value.is_integer() and abs(value) >= _FLOAT_EXPONENT_FROM:
+        return f"{int(value)}.0"
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(_exact_json(item) for item in value) + "]"
+    if isinstance(value, dict):
+        items = (f"{json.dumps(k, ensure_ascii=False)}:{_exact_json(v)}" for k, v in value.items())
+        return "{" + ",".join(items) + "}"
+    return json.dumps(value, ensure_ascii=False)
 
 
 def _json(field: str, value: object) -> str:
     """Validate a JSON value and encode it for a JSONB parameter."""
-    _check_json(field, value)
-    encoded = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    if _check_json(field, value):
+        encoded = _exact_json(value)
+    else:
+        encoded = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
     if len(encoded.encode("utf-8")) > MAX_JSON_BYTES:
         raise ValidationError(field, f"is larger than {MAX_JSON_BYTES} bytes as JSON")
     return encoded
@@ -175,11 +200,13 @@ def _email(value: object) -> str:
 
 
 def _role(value: object) -> Role:
-    try:
+    if isinstance(value, str) and value in _ROLES:
         return Role(value)
-    except ValueError:
-        allowed = ", ".join(r.value for r in Role)
-        raise ValidationError("role", f"must be one of {allowed}, not {value!r:.40}") from None
+    allowed = ", ".join(_ROLES)
+    raise ValidationError("role", f"must be one of {allowed}, not {value!r:.40}")
+
+
+_ROLES = [role.value for role in Role]
 
 
 def _tool_calls(value: object) -> str | None:
@@ -235,7 +262,7 @@ async def _transaction() -> AsyncIterator[asyncpg.Connection]:
         yield conn
 
 
-def _build(model: type[M]) -> Callable[[asyncpg.Record], M]:
+def _build(model: type[M]) -> Callable[[Any], M]:
     init = model._init_from_db
     return lambda row: init(**row)
 
@@ -247,8 +274,9 @@ _mcp_configs = _build(MCPConfig)
 _tasks = _build(Task)
 
 
-def _page(rows: Sequence[asyncpg.Record], limit: int, build: Callable[[asyncpg.Record], M],
-          key: str) -> Page[M]:
+def _page(
+    rows: Sequence[asyncpg.Record], limit: int, build: Callable[[asyncpg.Record], M], key: str
+) -> Page[M]:
     items = [build(row) for row in rows[:limit]]
     if len(rows) <= limit:
         return Page(items, None)
@@ -282,7 +310,10 @@ async def get_or_create_user(*, subject_id: str, email: str) -> User:
                         updated_at = EXCLUDED.updated_at
                       WHERE users.email <> EXCLUDED.email
                     RETURNING {_USER_COLUMNS}""",
-                uuid7(), address, subject, now,
+                uuid7(),
+                address,
+                subject,
+                now,
             )
             if row is None:  # existing user, email unchanged: the conflict updated nothing
                 row = await conn.fetchrow(
@@ -299,9 +330,7 @@ async def get_user(*, user_id: uuid.UUID | str) -> User:
     """The user with this id."""
     uid = _uuid("user_id", user_id)
     async with _connection() as conn:
-        row = await conn.fetchrow(
-            f"SELECT {_USER_COLUMNS} FROM faceplate.users WHERE id = $1", uid
-        )
+        row = await conn.fetchrow(f"SELECT {_USER_COLUMNS} FROM faceplate.users WHERE id = $1", uid)
     if row is None:
         raise _missing("user", uid)
     return _users(row)
@@ -319,6 +348,11 @@ async def delete_user(*, user_id: uuid.UUID | str) -> None:
 # --- conversations -----------------------------------------------------------------------
 
 _CONVERSATION_COLUMNS = "id, user_id, title, created_at, updated_at"
+# The listing queries are module constants so that the EXPLAIN tests check these very strings.
+CONVERSATIONS_SQL = f"""SELECT {_CONVERSATION_COLUMNS} FROM faceplate.conversations
+    WHERE user_id = $1 ORDER BY updated_at DESC, id DESC LIMIT $2"""
+CONVERSATIONS_AFTER_SQL = f"""SELECT {_CONVERSATION_COLUMNS} FROM faceplate.conversations
+    WHERE user_id = $1 AND (updated_at, id) < ($3, $4) ORDER BY updated_at DESC, id DESC LIMIT $2"""
 
 
 async def _insert_owned(sql: str, uid: uuid.UUID, *args: object) -> asyncpg.Record:
@@ -332,7 +366,9 @@ async def _insert_owned(sql: str, uid: uuid.UUID, *args: object) -> asyncpg.Reco
     return row
 
 
-async def create_conversation(*, user_id: uuid.UUID | str, title: str | None = None) -> Conversation:
+async def create_conversation(
+    *, user_id: uuid.UUID | str, title: str | None = None
+) -> Conversation:
     """Start a new, empty conversation."""
     uid = _uuid("user_id", user_id)
     name = None if title is None else _required_text("title", title, TITLE_MAX)
@@ -340,7 +376,10 @@ async def create_conversation(*, user_id: uuid.UUID | str, title: str | None = N
     row = await _insert_owned(
         f"""INSERT INTO faceplate.conversations ({_CONVERSATION_COLUMNS})
             VALUES ($2, $1, $3, $4, $4) RETURNING {_CONVERSATION_COLUMNS}""",
-        uid, uuid7(), name, now,
+        uid,
+        uuid7(),
+        name,
+        now,
     )
     return _conversations(row)
 
@@ -355,7 +394,8 @@ async def get_conversation(
         row = await conn.fetchrow(
             f"""SELECT {_CONVERSATION_COLUMNS} FROM faceplate.conversations
                 WHERE id = $1 AND user_id = $2""",
-            cid, uid,
+            cid,
+            uid,
         )
     if row is None:
         raise _missing("conversation", cid)
@@ -372,21 +412,13 @@ async def list_conversations(
     """
     uid = _uuid("user_id", user_id)
     size = _limit(limit)
+    args: tuple[object, ...] = (uid, size + 1)
+    if cursor is not None:
+        args = (*args, *_decode_cursor("cursor", cursor))
     async with _connection() as conn:
-        if cursor is None:
-            rows = await conn.fetch(
-                f"""SELECT {_CONVERSATION_COLUMNS} FROM faceplate.conversations
-                    WHERE user_id = $1 ORDER BY updated_at DESC, id DESC LIMIT $2""",
-                uid, size + 1,
-            )
-        else:
-            at, after = _decode_cursor("cursor", cursor)
-            rows = await conn.fetch(
-                f"""SELECT {_CONVERSATION_COLUMNS} FROM faceplate.conversations
-                    WHERE user_id = $1 AND (updated_at, id) < ($2, $3)
-                    ORDER BY updated_at DESC, id DESC LIMIT $4""",
-                uid, at, after, size + 1,
-            )
+        rows = await conn.fetch(
+            CONVERSATIONS_AFTER_SQL if cursor is not None else CONVERSATIONS_SQL, *args
+        )
     return _page(rows, size, _conversations, "updated_at")
 
 
@@ -401,7 +433,10 @@ async def rename_conversation(
         row = await conn.fetchrow(
             f"""UPDATE faceplate.conversations SET title = $3, updated_at = $4
                 WHERE id = $1 AND user_id = $2 RETURNING {_CONVERSATION_COLUMNS}""",
-            cid, uid, name, _now(),
+            cid,
+            uid,
+            name,
+            _now(),
         )
     if row is None:
         raise _missing("conversation", cid)
@@ -425,6 +460,15 @@ async def delete_conversation(
 # --- messages ----------------------------------------------------------------------------
 
 _MESSAGE_COLUMNS = "id, conversation_id, role, content, tool_calls, tool_results, created_at"
+# Ownership is part of the statement: another user's conversation yields no rows, exactly
+# like a missing one.
+HISTORY_SQL = f"""SELECT {_MESSAGE_COLUMNS} FROM faceplate.messages
+    WHERE conversation_id = (SELECT id FROM faceplate.conversations WHERE id = $1 AND user_id = $2)
+    ORDER BY created_at DESC, id DESC LIMIT $3"""
+HISTORY_BEFORE_SQL = f"""SELECT {_MESSAGE_COLUMNS} FROM faceplate.messages
+    WHERE conversation_id = (SELECT id FROM faceplate.conversations WHERE id = $1 AND user_id = $2)
+      AND (created_at, id) < ($4, $5)
+    ORDER BY created_at DESC, id DESC LIMIT $3"""
 
 
 async def append_message(
@@ -461,14 +505,22 @@ async def append_message(
         owned = await conn.fetchval(
             """UPDATE faceplate.conversations SET updated_at = $3
                WHERE id = $1 AND user_id = $2 RETURNING id""",
-            cid, uid, now,
+            cid,
+            uid,
+            now,
         )
         if owned is None:
             raise _missing("conversation", cid)
         row = await conn.fetchrow(
             f"""INSERT INTO faceplate.messages ({_MESSAGE_COLUMNS})
                 VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7) RETURNING {_MESSAGE_COLUMNS}""",
-            uuid7(), cid, kind.value, text, calls, results, now,
+            uuid7(),
+            cid,
+            kind.value,
+            text,
+            calls,
+            results,
+            now,
         )
     return _messages(row)
 
@@ -488,30 +540,15 @@ async def get_history(
     uid = _uuid("user_id", user_id)
     cid = _uuid("conversation_id", conversation_id)
     size = _limit(limit)
+    args: tuple[object, ...] = (cid, uid, size + 1)
+    if before is not None:
+        args = (*args, *_decode_cursor("before", before))
     async with _connection() as conn:
-        # Ownership is part of the same statement: a conversation of another user yields
-        # no `owner` row, exactly like a missing one.
-        if before is None:
-            rows = await conn.fetch(
-                f"""SELECT {_MESSAGE_COLUMNS} FROM faceplate.messages
-                    WHERE conversation_id = (SELECT id FROM faceplate.conversations
-                                             WHERE id = $1 AND user_id = $2)
-                    ORDER BY created_at DESC, id DESC LIMIT $3""",
-                cid, uid, size + 1,
-            )
-        else:
-            at, after = _decode_cursor("before", before)
-            rows = await conn.fetch(
-                f"""SELECT {_MESSAGE_COLUMNS} FROM faceplate.messages
-                    WHERE conversation_id = (SELECT id FROM faceplate.conversations
-                                             WHERE id = $1 AND user_id = $2)
-                      AND (created_at, id) < ($3, $4)
-                    ORDER BY created_at DESC, id DESC LIMIT $5""",
-                cid, uid, at, after, size + 1,
-            )
+        rows = await conn.fetch(HISTORY_BEFORE_SQL if before is not None else HISTORY_SQL, *args)
         if not rows and not await conn.fetchval(
             "SELECT EXISTS (SELECT 1 FROM faceplate.conversations WHERE id = $1 AND user_id = $2)",
-            cid, uid,
+            cid,
+            uid,
         ):
             raise _missing("conversation", cid)
     page = _page(rows, size, _messages, "created_at")
@@ -541,7 +578,12 @@ async def save_mcp_config(
             ON CONFLICT (user_id, name) DO UPDATE SET config = EXCLUDED.config,
                 enabled = EXCLUDED.enabled, updated_at = EXCLUDED.updated_at
             RETURNING {_MCP_COLUMNS}""",
-        uid, uuid7(), label, body, on, now,
+        uid,
+        uuid7(),
+        label,
+        body,
+        on,
+        now,
     )
     return _mcp_configs(row)
 
@@ -556,7 +598,8 @@ async def list_mcp_configs(
         rows = await conn.fetch(
             f"""SELECT {_MCP_COLUMNS} FROM faceplate.mcp_configs
                 WHERE user_id = $1 AND ($2::boolean IS NULL OR enabled = $2) ORDER BY name""",
-            uid, state,
+            uid,
+            state,
         )
     return [_mcp_configs(row) for row in rows]
 
@@ -578,9 +621,25 @@ async def delete_mcp_config(*, user_id: uuid.UUID | str, name: str) -> None:
 _TASK_COLUMNS = "id, user_id, title, description, completed, created_at, updated_at"
 
 
-async def add_task(
-    *, user_id: uuid.UUID | str, title: str, description: str | None = None
-) -> Task:
+def tasks_sql(by_state: bool, after: bool) -> str:
+    """The task listing: $1 user, $2 limit, then the state and the cursor when given.
+
+    Four spellings of one query, so that each matches an index exactly: a generic
+    "($3 IS NULL OR completed = $3)" would hide the state from the planner.
+    """
+    where = ["user_id = $1"]
+    if by_state:
+        where.append("completed = $3")
+    if after:
+        first = 4 if by_state else 3
+        where.append(f"(created_at, id) > (${first}, ${first + 1})")
+    return (
+        f"SELECT {_TASK_COLUMNS} FROM faceplate.tasks WHERE {' AND '.join(where)} "
+        "ORDER BY created_at, id LIMIT $2"
+    )
+
+
+async def add_task(*, user_id: uuid.UUID | str, title: str, description: str | None = None) -> Task:
     """Add an open task to the user's list."""
     uid = _uuid("user_id", user_id)
     name = _required_text("title", title, TASK_TITLE_MAX)
@@ -589,7 +648,11 @@ async def add_task(
     row = await _insert_owned(
         f"""INSERT INTO faceplate.tasks ({_TASK_COLUMNS})
             VALUES ($2, $1, $3, $4, false, $5, $5) RETURNING {_TASK_COLUMNS}""",
-        uid, uuid7(), name, text, now,
+        uid,
+        uuid7(),
+        name,
+        text,
+        now,
     )
     return _tasks(row)
 
@@ -606,23 +669,13 @@ async def list_tasks(
     state = _flag("completed", completed, optional=True)
     size = _limit(limit)
     after = _decode_cursor("cursor", cursor) if cursor is not None else None
-    # Four spellings of one query, so that each matches an index exactly: a generic
-    # "($2 IS NULL OR completed = $2)" would hide the state from the planner.
-    where = ["user_id = $1"]
-    args: list[object] = [uid]
+    args: list[object] = [uid, size + 1]
     if state is not None:
         args.append(state)
-        where.append(f"completed = ${len(args)}")
     if after is not None:
         args.extend(after)
-        where.append(f"(created_at, id) > (${len(args) - 1}, ${len(args)})")
-    args.append(size + 1)
-    sql = (
-        f"SELECT {_TASK_COLUMNS} FROM faceplate.tasks WHERE {' AND '.join(where)} "  # noqa: S608
-        f"ORDER BY created_at, id LIMIT ${len(args)}"
-    )
     async with _connection() as conn:
-        rows = await conn.fetch(sql, *args)
+        rows = await conn.fetch(tasks_sql(state is not None, after is not None), *args)
     return _page(rows, size, _tasks, "created_at")
 
 
@@ -649,8 +702,10 @@ async def update_task(
     async with _connection() as conn:
         row = await conn.fetchrow(
             f"""UPDATE faceplate.tasks SET {assignments}
-                WHERE id = $1 AND user_id = $2 RETURNING {_TASK_COLUMNS}""",  # noqa: S608
-            tid, uid, *changes.values(),
+                WHERE id = $1 AND user_id = $2 RETURNING {_TASK_COLUMNS}""",
+            tid,
+            uid,
+            *changes.values(),
         )
     if row is None:
         raise _missing("task", tid)

@@ -17,6 +17,7 @@ import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -27,25 +28,23 @@ from faceplate_models.config import SCHEMA, DatabaseTarget, load_settings, parse
 from faceplate_models.db import close_db, init_db
 
 
-def connect_kwargs(target: DatabaseTarget) -> dict[str, object]:
-    """Keyword arguments for `asyncpg.connect` to `target`."""
-    kwargs: dict[str, object] = {
-        "host": target.host,
-        "port": target.port,
-        "user": target.user,
-        "database": target.database,
-    }
-    if target.password:
-        kwargs["password"] = target.password
-    if target.ssl:
-        kwargs["ssl"] = target.ssl
-    return kwargs
+async def connect(target: DatabaseTarget) -> asyncpg.Connection:
+    """A plain asyncpg connection to `target`, outside the package's pool."""
+    ssl: Any = target.ssl
+    return await asyncpg.connect(
+        host=target.host,
+        port=target.port,
+        user=target.user,
+        password=target.password,
+        database=target.database,
+        ssl=ssl,
+    )
 
 
 async def create_database(server: DatabaseTarget, prefix: str = "faceplate_test") -> DatabaseTarget:
     """Create an empty database with a unique name on `server` and return its target."""
     name = f"{prefix}_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(**connect_kwargs(server))  # type: ignore[arg-type]
+    admin = await connect(server)
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
     finally:
@@ -55,7 +54,7 @@ async def create_database(server: DatabaseTarget, prefix: str = "faceplate_test"
 
 async def drop_database(server: DatabaseTarget, database: str) -> None:
     """Drop `database`, disconnecting whoever still uses it."""
-    admin = await asyncpg.connect(**connect_kwargs(server))  # type: ignore[arg-type]
+    admin = await connect(server)
     try:
         await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
     finally:
@@ -82,7 +81,7 @@ def faceplate_server() -> Iterator[DatabaseTarget]:
     if url:
         yield parse_database_url(url, variable="FACEPLATE_TEST_DATABASE_URL")
         return
-    from faceplate_models.embedded import server_target, start_server  # noqa: PLC0415
+    from faceplate_models.embedded import server_target, start_server
 
     # pgserver stops a temporary server and deletes its data when the process exits.
     server = start_server(Path(tempfile.mkdtemp(prefix="faceplate-pg-")), temporary=True)

@@ -1,10 +1,160 @@
+"""The lifecycle on a real server: init, probe, pool bounds, and failing fast."""
+
 from __future__ import annotations
 
-from tortoise import connections
+import asyncio
+import logging
+import socket
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
 
-from faceplate_models.config import DatabaseTarget
+import pytest
+from tortoise import Tortoise, connections
+
+import faceplate_models as fm
+from faceplate_models.config import DatabaseTarget, Settings
+from faceplate_models.db import resolve_target
+from faceplate_models.errors import ConfigError, DatabaseUnavailable
+from faceplate_models.testing import connect
+
+PASSWORD = "n0t-in-any-Message"
 
 
-async def test_smoke(faceplate_db: DatabaseTarget) -> None:
-    rows = await connections.get("default").execute_query_dict("SHOW search_path")
-    assert rows == [{"search_path": "faceplate"}]
+@pytest.fixture
+async def restore_db(faceplate_database: DatabaseTarget) -> AsyncIterator[DatabaseTarget]:
+    """Give the session its connection back after a test that re-initialises the package."""
+    yield faceplate_database
+    await fm.init_db(faceplate_database.url())
+
+
+@pytest.fixture
+def refused_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port  # closed again: connecting to it is refused
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A socket that accepts connections (the kernel completes the handshake) and never answers."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(64)
+        yield sock.getsockname()[1]
+
+
+async def test_connections_use_the_faceplate_search_path(faceplate_db: DatabaseTarget) -> None:
+    rows = await connections.get("default").execute_query_dict(
+        "SELECT current_setting('search_path') AS path, current_database() AS db"
+    )
+    assert rows == [{"path": "faceplate", "db": faceplate_db.database}]
+
+
+async def test_other_tasks_see_the_initialised_orm(faceplate_db: DatabaseTarget) -> None:
+    # Tortoise 1.x keeps its state in a ContextVar; init_db must make it process-wide.
+    async def create() -> fm.User:
+        return await fm.User.create(email="ada@example.com", subject_id="a")
+
+    async def exists(user: fm.User) -> bool:
+        return await fm.User.filter(id=user.id).exists()
+
+    user = await asyncio.create_task(create())
+    assert await asyncio.create_task(exists(user))
+
+
+async def test_fifty_concurrent_queries_share_twenty_connections(
+    faceplate_db: DatabaseTarget,
+) -> None:
+    client = connections.get("default")
+    counts: list[int] = []
+    monitor = await connect(faceplate_db)
+    done = asyncio.Event()
+
+    async def sample() -> None:
+        while not done.is_set():
+            counts.append(
+                await monitor.fetchval(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 "
+                    "AND application_name = 'faceplate-models'",
+                    faceplate_db.database,
+                )
+            )
+            await asyncio.sleep(0.01)
+
+    sampler = asyncio.create_task(sample())
+    try:
+        results = await asyncio.gather(
+            *(
+                client.execute_query_dict("SELECT $1::int AS n, pg_sleep(0.2)", [i])
+                for i in range(50)
+            )
+        )
+    finally:
+        done.set()
+        await sampler
+        await monitor.close()
+    assert sorted(r[0]["n"] for r in results) == list(range(50))
+    assert max(counts) == 20, counts
+
+
+@pytest.mark.usefixtures("restore_db")
+async def test_refused_port_fails_fast_naming_the_server(
+    refused_port: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    started = time.monotonic()
+    with pytest.raises(DatabaseUnavailable) as caught:
+        await fm.init_db(f"postgres://app:{PASSWORD}@127.0.0.1:{refused_port}/chat")
+    assert time.monotonic() - started < 5
+    message = str(caught.value)
+    assert "127.0.0.1" in message and str(refused_port) in message and '"chat"' in message
+    assert "refused" in message
+    assert PASSWORD not in message
+    assert PASSWORD not in caplog.text
+    assert not Tortoise.is_inited()
+
+
+@pytest.mark.usefixtures("restore_db")
+async def test_silent_socket_fails_inside_five_seconds(
+    silent_port: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    started = time.monotonic()
+    with pytest.raises(DatabaseUnavailable) as caught:
+        await fm.init_db(f"postgres://app:{PASSWORD}@127.0.0.1:{silent_port}/chat")
+    elapsed = time.monotonic() - started
+    assert 3 < elapsed < 5, elapsed
+    assert "no answer" in str(caught.value)
+    assert str(silent_port) in str(caught.value)
+    assert PASSWORD not in str(caught.value)
+    assert PASSWORD not in caplog.text
+
+
+@pytest.mark.usefixtures("restore_db")
+async def test_unknown_host_and_missing_database_are_reported(
+    faceplate_server: DatabaseTarget,
+) -> None:
+    with pytest.raises(DatabaseUnavailable, match=r"no-such-host\.invalid"):
+        await fm.init_db(f"postgres://app:{PASSWORD}@no-such-host.invalid:5432/chat")
+    missing = faceplate_server.with_database("faceplate_no_such_database")
+    with pytest.raises(DatabaseUnavailable, match="does not exist"):
+        await fm.init_db(missing.url())
+
+
+@pytest.mark.usefixtures("restore_db")
+async def test_database_context_manager_closes_the_pool(faceplate_database: DatabaseTarget) -> None:
+    async with fm.database(faceplate_database.url()):
+        assert await fm.User.all().count() >= 0
+        assert Tortoise.is_inited()
+    assert not Tortoise.is_inited()
+    await fm.close_db()  # closing twice is harmless
+
+
+def test_without_url_or_embedded_server_the_error_is_clear(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "pgserver", None)  # as on a production install
+    with pytest.raises(ConfigError, match="FACEPLATE_DATABASE_URL is not set"):
+        resolve_target(Settings())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from tortoise import connections
@@ -17,7 +17,8 @@ pytestmark = pytest.mark.usefixtures("faceplate_db")
 
 
 async def query(sql: str, *args: Any) -> list[dict[str, Any]]:
-    return await connections.get("default").execute_query_dict(sql, list(args))
+    rows = await connections.get("default").execute_query_dict(sql, list(args))
+    return cast(list[dict[str, Any]], rows)
 
 
 async def columns(table: str) -> dict[str, tuple[str, bool]]:
@@ -122,8 +123,7 @@ async def test_primary_keys_are_id() -> None:
            WHERE tc.table_schema = 'faceplate' AND tc.constraint_type = 'PRIMARY KEY'"""
     )
     assert {(r["table_name"], r["column_name"]) for r in rows} == {
-        (t, "id")
-        for t in ("aerich", "conversations", "mcp_configs", "messages", "tasks", "users")
+        (t, "id") for t in ("aerich", "conversations", "mcp_configs", "messages", "tasks", "users")
     }
 
 
@@ -168,7 +168,9 @@ async def test_indexes_follow_the_hot_queries() -> None:
 
 
 async def test_every_foreign_key_leads_an_index() -> None:
-    leading = {(tab, cols.strip("()").split(", ")[0]) for tab, _, cols in (await indexes()).values()}
+    leading = {
+        (tab, cols.strip("()").split(", ")[0]) for tab, _, cols in (await indexes()).values()
+    }
     for child, column in [
         ("conversations", "user_id"),
         ("messages", "conversation_id"),
@@ -210,7 +212,9 @@ async def test_timestamps_are_aware_utc() -> None:
     fetched = await User.get(id=user.id)
     for moment in (fetched.created_at, fetched.updated_at):
         assert moment.tzinfo is not None
-        assert moment.utcoffset() is not None and moment.utcoffset().total_seconds() == 0
+        offset = moment.utcoffset()
+        assert offset is not None
+        assert offset.total_seconds() == 0
         assert before <= moment <= datetime.now(UTC)
 
 

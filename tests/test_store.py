@@ -1,0 +1,568 @@
+"""The user-scoped store on a real server: behaviour, isolation, validation, pagination, scale."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
+
+import pytest
+from tortoise import connections
+from uuid6 import uuid7
+
+import faceplate_models as fm
+from faceplate_models import store
+from faceplate_models.errors import Conflict, NotFound, ValidationError
+
+pytestmark = pytest.mark.usefixtures("faceplate_db")
+
+CALL = {"id": "call_1", "type": "function", "function": {"name": "todo.add", "arguments": "{}"}}
+
+
+async def counts() -> dict[str, int]:
+    rows = await connections.get("default").execute_query_dict(
+        """SELECT (SELECT count(*) FROM faceplate.users) AS users,
+                  (SELECT count(*) FROM faceplate.conversations) AS conversations,
+                  (SELECT count(*) FROM faceplate.messages) AS messages,
+                  (SELECT count(*) FROM faceplate.mcp_configs) AS mcp_configs,
+                  (SELECT count(*) FROM faceplate.tasks) AS tasks"""
+    )
+    return dict(rows[0])
+
+
+async def user(n: int = 0) -> fm.User:
+    return await fm.get_or_create_user(subject_id=f"sub|{n}", email=f"user{n}@example.com")
+
+
+# --- users --------------------------------------------------------------------------------
+
+
+async def test_get_or_create_user_normalises_and_returns_the_same_user() -> None:
+    first = await fm.get_or_create_user(subject_id="auth0|1", email="  Ada@Example.COM ")
+    assert first.email == "ada@example.com"
+    again = await fm.get_or_create_user(subject_id="auth0|1", email="ada@example.com")
+    assert again.id == first.id and again.created_at == first.created_at
+    moved = await fm.get_or_create_user(subject_id="auth0|1", email="ada@new.example")
+    assert moved.id == first.id and moved.email == "ada@new.example"
+    assert (await fm.get_user(user_id=first.id)).email == "ada@new.example"
+
+
+async def test_email_of_another_subject_is_a_conflict() -> None:
+    await fm.get_or_create_user(subject_id="a", email="ada@example.com")
+    with pytest.raises(Conflict, match="already belongs"):
+        await fm.get_or_create_user(subject_id="b", email="ADA@example.com")
+    assert (await counts())["users"] == 1
+
+
+async def test_twenty_racing_logins_create_one_user() -> None:
+    users = await asyncio.gather(
+        *(
+            fm.get_or_create_user(subject_id="auth0|race", email="race@example.com")
+            for _ in range(20)
+        )
+    )
+    assert len({u.id for u in users}) == 1
+    assert (await counts())["users"] == 1
+
+
+async def test_delete_user_cascades_to_everything_they_own() -> None:
+    ada, bob = await user(1), await user(2)
+    for owner in (ada, bob):
+        chat = await fm.create_conversation(user_id=owner.id)
+        await fm.append_message(
+            user_id=owner.id, conversation_id=chat.id, role="user", content="hi"
+        )
+        await fm.save_mcp_config(user_id=owner.id, name="todo", config={})
+        await fm.add_task(user_id=owner.id, title="t")
+    await fm.delete_user(user_id=ada.id)
+    assert await counts() == {
+        "users": 1,
+        "conversations": 1,
+        "messages": 1,
+        "mcp_configs": 1,
+        "tasks": 1,
+    }
+    with pytest.raises(NotFound):
+        await fm.get_user(user_id=ada.id)
+    with pytest.raises(NotFound):
+        await fm.delete_user(user_id=ada.id)
+
+
+# --- conversations and messages -------------------------------------------------------------
+
+
+async def test_a_chat_turn_with_an_mcp_tool_call() -> None:
+    ada = await user()
+    chat = await fm.create_conversation(user_id=ada.id, title="Plans")
+    created = chat.updated_at
+    await fm.append_message(
+        user_id=ada.id, conversation_id=chat.id, role="user", content="What's open?"
+    )
+    call = await fm.append_message(
+        user_id=ada.id, conversation_id=chat.id, role=fm.Role.ASSISTANT, tool_calls=[CALL]
+    )
+    await fm.append_message(
+        user_id=ada.id,
+        conversation_id=chat.id,
+        role="tool",
+        tool_results=[{"tool_call_id": "call_1", "content": ["Renew passport"]}],
+    )
+    await fm.append_message(
+        user_id=ada.id, conversation_id=chat.id, role="assistant", content="One."
+    )
+    page = await fm.get_history(user_id=ada.id, conversation_id=chat.id)
+    assert [m.role for m in page.items] == ["user", "assistant", "tool", "assistant"]
+    assert page.items[1].tool_calls == [CALL] and page.items[1].content is None
+    assert page.items[2].tool_results == [{"tool_call_id": "call_1", "content": ["Renew passport"]}]
+    assert page.next_cursor is None
+    assert call.id.version == 7 and call.created_at.tzinfo is not None
+    fetched = await fm.get_conversation(user_id=ada.id, conversation_id=chat.id)
+    assert fetched.updated_at > created
+    assert fetched.updated_at == page.items[-1].created_at
+
+
+async def test_conversations_are_listed_by_latest_activity() -> None:
+    ada = await user()
+    chats = [await fm.create_conversation(user_id=ada.id, title=f"c{i}") for i in range(5)]
+    await fm.append_message(
+        user_id=ada.id, conversation_id=chats[1].id, role="user", content="bump"
+    )
+    page = await fm.list_conversations(user_id=ada.id, limit=3)
+    assert [c.title for c in page.items] == ["c1", "c4", "c3"]
+    rest = await fm.list_conversations(user_id=ada.id, limit=3, cursor=page.next_cursor)
+    assert [c.title for c in rest.items] == ["c2", "c0"] and rest.next_cursor is None
+
+
+async def test_rename_and_delete_conversation() -> None:
+    ada = await user()
+    chat = await fm.create_conversation(user_id=ada.id)
+    assert chat.title is None
+    renamed = await fm.rename_conversation(user_id=ada.id, conversation_id=chat.id, title=" Trip ")
+    assert renamed.title == "Trip" and renamed.updated_at > chat.updated_at
+    await fm.append_message(user_id=ada.id, conversation_id=chat.id, role="user", content="x")
+    await fm.delete_conversation(user_id=ada.id, conversation_id=chat.id)
+    assert (await counts())["messages"] == 0
+    with pytest.raises(NotFound):
+        await fm.get_conversation(user_id=ada.id, conversation_id=chat.id)
+
+
+async def test_history_of_an_empty_conversation_and_of_a_missing_one() -> None:
+    ada = await user()
+    chat = await fm.create_conversation(user_id=ada.id)
+    assert await fm.get_history(user_id=ada.id, conversation_id=chat.id) == store.Page([], None)
+    with pytest.raises(NotFound):
+        await fm.get_history(user_id=ada.id, conversation_id=uuid7())
+
+
+async def test_paging_a_thousand_messages_back_while_new_ones_arrive() -> None:
+    ada = await user()
+    chat = await fm.create_conversation(user_id=ada.id)
+    await seed_messages(chat.id, 1000)
+    original = {
+        r["id"]
+        for r in await connections.get("default").execute_query_dict(
+            "SELECT id FROM faceplate.messages WHERE conversation_id = $1", [chat.id]
+        )
+    }
+    stop = asyncio.Event()
+
+    async def keep_appending() -> int:
+        n = 0
+        while not stop.is_set():
+            await fm.append_message(
+                user_id=ada.id, conversation_id=chat.id, role="user", content=f"new {n}"
+            )
+            n += 1
+            await asyncio.sleep(0)
+        return n
+
+    writers = [asyncio.create_task(keep_appending()) for _ in range(3)]
+    seen: list[uuid.UUID] = []
+    pages = 0
+    before: str | None = None
+    try:
+        while True:
+            page = await fm.get_history(
+                user_id=ada.id, conversation_id=chat.id, limit=37, before=before
+            )
+            ordered = [(m.created_at, m.id) for m in page.items]
+            assert ordered == sorted(ordered)
+            seen = [m.id for m in page.items] + seen
+            pages += 1
+            if page.next_cursor is None:
+                break
+            before = page.next_cursor
+    finally:
+        stop.set()
+        appended = sum(await asyncio.gather(*writers))
+    assert appended > 0
+    assert len(seen) == len(set(seen)), "a message was returned twice"
+    assert original <= set(seen), "a message was skipped"
+    assert pages >= 1000 // 37
+
+
+async def seed_messages(conversation_id: uuid.UUID, n: int) -> None:
+    start = datetime.now(UTC) - timedelta(hours=1)
+    rows = [
+        (
+            uuid7(),
+            conversation_id,
+            "assistant" if i % 2 else "user",
+            f"m{i}",
+            None,
+            None,
+            start + timedelta(milliseconds=i // 3),
+        )  # shared timestamps exercise the id tie-break
+        for i in range(n)
+    ]
+    async with connections.get("default").acquire_connection() as conn:
+        await conn.executemany(
+            """INSERT INTO faceplate.messages (id, conversation_id, role, content, tool_calls,
+               tool_results, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)""",
+            rows,
+        )
+
+
+# --- MCP configs and tasks ------------------------------------------------------------------
+
+
+async def test_save_mcp_config_creates_or_replaces_by_name() -> None:
+    ada = await user()
+    first = await fm.save_mcp_config(user_id=ada.id, name="todo", config={"url": "a"})
+    second = await fm.save_mcp_config(
+        user_id=ada.id, name="todo", config={"url": "b"}, enabled=False
+    )
+    await fm.save_mcp_config(user_id=ada.id, name="calendar", config={"url": "c"})
+    assert second.id == first.id and second.config == {"url": "b"} and not second.enabled
+    assert [c.name for c in await fm.list_mcp_configs(user_id=ada.id)] == ["calendar", "todo"]
+    assert [c.name for c in await fm.list_mcp_configs(user_id=ada.id, enabled=True)] == ["calendar"]
+    assert [c.name for c in await fm.list_mcp_configs(user_id=ada.id, enabled=False)] == ["todo"]
+    await fm.delete_mcp_config(user_id=ada.id, name="todo")
+    assert [c.name for c in await fm.list_mcp_configs(user_id=ada.id)] == ["calendar"]
+
+
+async def test_task_lifecycle() -> None:
+    ada = await user()
+    task = await fm.add_task(user_id=ada.id, title="Renew passport", description="before May")
+    assert not task.completed
+    edited = await fm.update_task(user_id=ada.id, task_id=task.id, title="Renew the passport")
+    assert (edited.title, edited.description) == ("Renew the passport", "before May")
+    cleared = await fm.update_task(user_id=ada.id, task_id=task.id, description=None)
+    assert cleared.description is None
+    done = await fm.complete_task(user_id=ada.id, task_id=task.id)
+    assert done.completed and (await fm.complete_task(user_id=ada.id, task_id=task.id)).completed
+    reopened = await fm.update_task(user_id=ada.id, task_id=task.id, completed=False)
+    assert not reopened.completed
+    await fm.delete_task(user_id=ada.id, task_id=task.id)
+    assert (await fm.list_tasks(user_id=ada.id)).items == []
+
+
+async def test_tasks_filter_by_state_in_creation_order() -> None:
+    ada = await user()
+    tasks = [await fm.add_task(user_id=ada.id, title=f"t{i}") for i in range(6)]
+    for t in tasks[::2]:
+        await fm.complete_task(user_id=ada.id, task_id=t.id)
+    assert [t.title for t in (await fm.list_tasks(user_id=ada.id)).items] == [
+        f"t{i}" for i in range(6)
+    ]
+    assert [t.title for t in (await fm.list_tasks(user_id=ada.id, completed=True)).items] == [
+        "t0",
+        "t2",
+        "t4",
+    ]
+    page = await fm.list_tasks(user_id=ada.id, completed=False, limit=2)
+    assert [t.title for t in page.items] == ["t1", "t3"]
+    rest = await fm.list_tasks(user_id=ada.id, completed=False, limit=2, cursor=page.next_cursor)
+    assert [t.title for t in rest.items] == ["t5"] and rest.next_cursor is None
+
+
+# --- isolation ---------------------------------------------------------------------------
+
+
+def isolation_calls(a: dict[str, Any]) -> dict[str, Callable[[uuid.UUID], Awaitable[Any]]]:
+    """Every store function that takes a row of user A, called by user B."""
+    chat, task = a["chat"].id, a["task"].id
+    return {
+        "get_conversation": lambda b: fm.get_conversation(user_id=b, conversation_id=chat),
+        "rename_conversation": lambda b: fm.rename_conversation(
+            user_id=b, conversation_id=chat, title="x"
+        ),
+        "delete_conversation": lambda b: fm.delete_conversation(user_id=b, conversation_id=chat),
+        "append_message": lambda b: fm.append_message(
+            user_id=b, conversation_id=chat, role="user", content="x"
+        ),
+        "get_history": lambda b: fm.get_history(user_id=b, conversation_id=chat),
+        "get_history_before": lambda b: fm.get_history(
+            user_id=b, conversation_id=chat, before=a["cursor"]
+        ),
+        "delete_mcp_config": lambda b: fm.delete_mcp_config(user_id=b, name="todo"),
+        "update_task": lambda b: fm.update_task(user_id=b, task_id=task, title="x"),
+        "complete_task": lambda b: fm.complete_task(user_id=b, task_id=task),
+        "delete_task": lambda b: fm.delete_task(user_id=b, task_id=task),
+    }
+
+
+async def a_world() -> dict[str, Any]:
+    ada = await user(1)
+    chat = await fm.create_conversation(user_id=ada.id, title="secret")
+    for i in range(3):
+        await fm.append_message(
+            user_id=ada.id, conversation_id=chat.id, role="user", content=f"m{i}"
+        )
+    cursor = (await fm.get_history(user_id=ada.id, conversation_id=chat.id, limit=1)).next_cursor
+    await fm.save_mcp_config(user_id=ada.id, name="todo", config={"token": "ada's"})
+    task = await fm.add_task(user_id=ada.id, title="secret task")
+    return {"ada": ada, "chat": chat, "task": task, "cursor": cursor}
+
+
+@pytest.mark.parametrize(
+    "name", list(isolation_calls({"chat": fm.User(), "task": fm.User()}).keys())
+)
+async def test_another_users_rows_are_not_found(name: str) -> None:
+    a = await a_world()
+    bob = await user(2)
+    before = await counts()
+    with pytest.raises(NotFound) as caught:
+        await isolation_calls(a)[name](bob.id)
+    assert "not found" in str(caught.value)
+    assert await counts() == before
+    missing = str(caught.value).replace(str(a["chat"].id), "X").replace(str(a["task"].id), "X")
+    # Exactly as if it did not exist: a random id gives the same message.
+    assert "secret" not in missing
+
+
+async def test_listings_show_nothing_of_another_user() -> None:
+    await a_world()
+    bob = await user(2)
+    assert (await fm.list_conversations(user_id=bob.id)).items == []
+    assert (await fm.list_tasks(user_id=bob.id)).items == []
+    assert await fm.list_mcp_configs(user_id=bob.id) == []
+
+
+async def test_creating_for_a_missing_user_is_not_found() -> None:
+    ghost = uuid7()
+    for call in (
+        fm.create_conversation(user_id=ghost),
+        fm.add_task(user_id=ghost, title="t"),
+        fm.save_mcp_config(user_id=ghost, name="n", config={}),
+    ):
+        with pytest.raises(NotFound, match="user"):
+            await call
+    assert (await counts())["conversations"] == 0
+
+
+# --- validation ------------------------------------------------------------------------------
+
+
+def bad_calls(uid: uuid.UUID, cid: uuid.UUID) -> list[tuple[str, Callable[[], Awaitable[Any]]]]:
+    def msg(**kw: Any) -> Callable[[], Awaitable[Any]]:
+        return lambda: fm.append_message(user_id=uid, conversation_id=cid, **{"role": "user", **kw})
+
+    return [
+        ("user_id", lambda: fm.create_conversation(user_id="not-a-uuid")),
+        ("subject_id", lambda: fm.get_or_create_user(subject_id=" ", email="a@b.co")),
+        ("subject_id", lambda: fm.get_or_create_user(subject_id="x" * 256, email="a@b.co")),
+        ("email", lambda: fm.get_or_create_user(subject_id="s", email="not an email")),
+        ("email", lambda: fm.get_or_create_user(subject_id="s", email="a\x00@b.co")),
+        ("title", lambda: fm.create_conversation(user_id=uid, title="t" * 201)),
+        ("title", lambda: fm.create_conversation(user_id=uid, title="a\x00b")),
+        ("content", msg(content="nul \x00 byte")),
+        ("content", msg(content="lone \ud800 surrogate")),
+        ("content", msg(content="x" * (store.MAX_TEXT_CHARS + 1))),
+        ("content", msg(content=None)),
+        ("content", msg(content=42)),
+        ("role", msg(role="wizard", content="x")),
+        ("tool_calls", msg(role="assistant", tool_calls=[{"type": "function"}])),
+        ("tool_calls", msg(role="assistant", tool_calls={"id": "x"})),
+        ("tool_calls", msg(role="user", content="x", tool_calls=[CALL])),
+        ("tool_calls", msg(role="assistant", tool_calls=[{**CALL, "arguments": "\x00"}])),
+        ("tool_results", msg(role="tool", tool_results={"x": float("nan")})),
+        ("tool_results", msg(role="tool", tool_results={"when": datetime.now(UTC)})),
+        ("tool_results", msg(role="tool", tool_results={1: "int key"})),
+        ("tool_results", msg(role="tool", tool_results={"k\x00": 1})),
+        ("tool_results", msg(role="tool", tool_results=["x" * store.MAX_JSON_BYTES])),
+        ("tool_results", msg(role="tool", tool_results=nested(store.MAX_JSON_DEPTH + 2))),
+        ("tool_results", msg(role="user", content="x", tool_results=[1])),
+        ("name", lambda: fm.save_mcp_config(user_id=uid, name="n" * 101, config={})),
+        (
+            "config",
+            lambda: fm.save_mcp_config(user_id=uid, name="n", config=cast(Any, ["not", "an"])),
+        ),
+        ("config", lambda: fm.save_mcp_config(user_id=uid, name="n", config={"s": {1, 2}})),
+        ("enabled", lambda: fm.save_mcp_config(user_id=uid, name="n", config={}, enabled="yes")),  # type: ignore[arg-type]
+        ("title", lambda: fm.add_task(user_id=uid, title="")),
+        ("title", lambda: fm.add_task(user_id=uid, title="t" * 501)),
+        ("description", lambda: fm.add_task(user_id=uid, title="t", description="\x00")),
+        ("completed", lambda: fm.list_tasks(user_id=uid, completed="no")),  # type: ignore[arg-type]
+        ("limit", lambda: fm.list_tasks(user_id=uid, limit=0)),
+        ("limit", lambda: fm.list_conversations(user_id=uid, limit=store.MAX_PAGE + 1)),
+        ("cursor", lambda: fm.list_conversations(user_id=uid, cursor="garbage!")),
+        ("cursor", lambda: fm.list_tasks(user_id=uid, cursor=123)),  # type: ignore[arg-type]
+        ("before", lambda: fm.get_history(user_id=uid, conversation_id=cid, before="bm9wZQ")),
+        ("task_id", lambda: fm.complete_task(user_id=uid, task_id=12)),  # type: ignore[arg-type]
+    ]
+
+
+def nested(depth: int) -> Any:
+    value: Any = 1
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+async def test_bad_input_is_rejected_naming_the_field_and_nothing_is_written() -> None:
+    ada = await user()
+    chat = await fm.create_conversation(user_id=ada.id)
+    before = await counts()
+    for field, call in bad_calls(ada.id, chat.id):
+        with pytest.raises(ValidationError) as caught:
+            await call()
+        assert caught.value.field == field, (field, str(caught.value))
+        assert str(caught.value).startswith(f"{field}: ")
+    assert await counts() == before
+
+
+async def test_json_at_the_documented_limits_is_accepted() -> None:
+    ada = await user()
+    chat = await fm.create_conversation(user_id=ada.id)
+    deep = nested(store.MAX_JSON_DEPTH - 1)
+    big = "é" * ((store.MAX_JSON_BYTES - 1000) // 2)  # two bytes each in UTF-8
+    message = await fm.append_message(
+        user_id=ada.id,
+        conversation_id=chat.id,
+        role="tool",
+        tool_results={"deep": deep, "big": big},
+    )
+    [stored] = (await fm.get_history(user_id=ada.id, conversation_id=chat.id)).items
+    assert stored.id == message.id and stored.tool_results == {"deep": deep, "big": big}
+    assert json.dumps(stored.tool_results)
+
+
+async def test_large_integral_floats_come_back_exactly() -> None:
+    # JSONB keeps numbers as decimals: 3.602879701896397e+16 would come back as the int
+    # 36028797018963970, a different number, unless it is written out in full.
+    ada = await user()
+    chat = await fm.create_conversation(user_id=ada.id)
+    values = {
+        "f": 3.602879701896397e16,
+        "neg": [-1e300],
+        "small": 1.5e-300,
+        "int": 2**80,
+        "one": 1.0,
+    }
+    await fm.append_message(
+        user_id=ada.id, conversation_id=chat.id, role="tool", tool_results=values
+    )
+    [stored] = (await fm.get_history(user_id=ada.id, conversation_id=chat.id)).items
+    assert stored.tool_results == values
+    assert all(type(stored.tool_results[k]) is type(v) for k, v in values.items())
+
+
+# --- scale and plans ---------------------------------------------------------------------
+
+
+async def test_ten_thousand_tasks_and_a_thousand_conversations_page_correctly() -> None:
+    ada, bob = await user(1), await user(2)
+    start = datetime.now(UTC) - timedelta(days=1)
+    async with connections.get("default").acquire_connection() as conn:
+        await conn.executemany(
+            "INSERT INTO faceplate.tasks VALUES ($1, $2, NULL, $3, $4, $4, $5)",
+            [
+                (uuid7(), f"task {i}", i % 3 == 0, start + timedelta(seconds=i), owner.id)
+                for owner in (ada, bob)
+                for i in range(10_000)
+            ],
+        )
+        await conn.executemany(
+            "INSERT INTO faceplate.conversations VALUES ($1, $2, $3, $3, $4)",
+            [(uuid7(), f"chat {i}", start + timedelta(seconds=i), ada.id) for i in range(1000)],
+        )
+    open_titles: list[str] = []
+    cursor = None
+    while True:
+        page = await fm.list_tasks(user_id=ada.id, completed=False, limit=500, cursor=cursor)
+        open_titles += [t.title for t in page.items]
+        if (cursor := page.next_cursor) is None:
+            break
+    assert open_titles == [f"task {i}" for i in range(10_000) if i % 3]
+    chats: list[str] = []
+    cursor = None
+    while True:
+        conv_page = await fm.list_conversations(user_id=ada.id, limit=100, cursor=cursor)
+        chats += [c.title or "" for c in conv_page.items]
+        if (cursor := conv_page.next_cursor) is None:
+            break
+    assert chats == [f"chat {i}" for i in reversed(range(1000))]
+
+
+async def explain(sql: str, *args: Any) -> str:
+    async with connections.get("default").acquire_connection() as conn:
+        plan = await conn.fetchval(f"EXPLAIN (FORMAT JSON) {sql}", *args)
+    return json.dumps(json.loads(plan))
+
+
+async def test_hot_queries_use_their_indexes() -> None:
+    users = [await user(n) for n in range(20)]
+    ada = users[0]
+    start = datetime.now(UTC) - timedelta(days=1)
+    # The heavy user of the seeds has a thousand conversations; the others a few each.
+    chats = [(uuid7(), u.id) for u in users for _ in range(1000 if u is ada else 50)]
+    async with connections.get("default").acquire_connection() as conn:
+        await conn.executemany(
+            "INSERT INTO faceplate.conversations VALUES ($1, NULL, $3, $3, $2)",
+            [(cid, uid, start + timedelta(seconds=i)) for i, (cid, uid) in enumerate(chats)],
+        )
+        await conn.executemany(
+            """INSERT INTO faceplate.messages (id, conversation_id, role, content, created_at)
+               VALUES ($1, $2, 'user', 'hi', $3)""",
+            [
+                (uuid7(), cid, start + timedelta(seconds=i))
+                for cid, _ in chats[:200]
+                for i in range(100)
+            ],
+        )
+        await conn.executemany(
+            "INSERT INTO faceplate.tasks VALUES ($1, 't', NULL, $2, $3, $3, $4)",
+            [
+                (uuid7(), i % 3 == 0, start + timedelta(seconds=i), u.id)
+                for u in users
+                for i in range(1000)
+            ],
+        )
+        await conn.execute("ANALYZE faceplate.conversations, faceplate.messages, faceplate.tasks")
+    cid = chats[0][0]
+    at, some_id = start + timedelta(seconds=50), uuid7()
+    plans = {
+        "history": await explain(store.HISTORY_SQL, cid, ada.id, 101),
+        "history before": await explain(store.HISTORY_BEFORE_SQL, cid, ada.id, 101, at, some_id),
+        "conversations": await explain(store.CONVERSATIONS_SQL, ada.id, 51),
+        "conversations after": await explain(
+            store.CONVERSATIONS_AFTER_SQL, ada.id, 51, start + timedelta(seconds=500), some_id
+        ),
+        "tasks": await explain(store.tasks_sql(False, False), ada.id, 51),
+        "tasks by state": await explain(store.tasks_sql(True, False), ada.id, 51, False),
+        "done tasks": await explain(store.tasks_sql(True, False), ada.id, 51, True),
+        "tasks by state after": await explain(
+            store.tasks_sql(True, True), ada.id, 51, False, at, some_id
+        ),
+    }
+    # Filtered by state, the planner may walk either tasks index: open tasks are two thirds
+    # of the rows, so reading the creation-order index and skipping done ones is as good.
+    either = ("idx_tasks_user_state", "idx_tasks_user_created")
+    expected_index = {
+        "history": ("idx_messages_history",),
+        "history before": ("idx_messages_history",),
+        "conversations": ("idx_conversations_user_activity",),
+        "conversations after": ("idx_conversations_user_activity",),
+        "tasks": ("idx_tasks_user_created",),
+        "tasks by state": either,
+        "done tasks": either,
+        "tasks by state after": either,
+    }
+    for name, plan in plans.items():
+        assert '"Seq Scan"' not in plan, (name, plan)
+        assert '"Sort"' not in plan, (name, plan)
+        assert any(index in plan for index in expected_index[name]), (name, plan)
