@@ -87,6 +87,14 @@ def add_migration(folder: Path, text: str, name: str = "1_20990101000000_later.p
     return name
 
 
+async def execute(target: DatabaseTarget, sql: str) -> None:
+    conn = await connect(target)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
 async def fetch(target: DatabaseTarget, sql: str) -> list[asyncpg.Record]:
     conn = await connect(target)
     try:
@@ -187,16 +195,13 @@ async def test_later_migration_keeps_existing_rows_and_downgrades(
 ) -> None:
     url = empty_database.url()
     assert faceplate_db_cli("upgrade", url=url).returncode == EXIT_OK
-    conn = await connect(empty_database)
-    try:
-        await conn.execute(
-            """INSERT INTO faceplate.users VALUES ('01890000-0000-7000-8000-000000000001',
+    await execute(
+        empty_database,
+        """INSERT INTO faceplate.users VALUES ('01890000-0000-7000-8000-000000000001',
                  'ada@example.com', 'a', now(), now());
                INSERT INTO faceplate.conversations VALUES ('01890000-0000-7000-8000-000000000002',
-                 'Trip', now(), now(), '01890000-0000-7000-8000-000000000001')"""
-        )
-    finally:
-        await conn.close()
+                 'Trip', now(), now(), '01890000-0000-7000-8000-000000000001')""",
+    )
     later = add_migration(migrations_copy, LATER_MIGRATION)
 
     status = faceplate_db_cli("status", "--migrations", str(migrations_copy), url=url)
@@ -269,11 +274,7 @@ async def test_refuses_to_replay_history_when_the_version_table_is_missing(
 ) -> None:
     url = empty_database.url()
     assert faceplate_db_cli("upgrade", url=url).returncode == EXIT_OK
-    conn = await connect(empty_database)
-    try:
-        await conn.execute("DROP TABLE faceplate.aerich")
-    finally:
-        await conn.close()
+    await execute(empty_database, "DROP TABLE faceplate.aerich")
     before = await schema_snapshot(empty_database)
     for command in ("upgrade", "status"):
         result = faceplate_db_cli(command, url=url)
