@@ -12,10 +12,13 @@ from faceplate_models.db import close_db, database, init_db
 from faceplate_models.errors import (
     ConfigError,
     Conflict,
+    ConnectionLost,
+    DatabaseError,
     DatabaseUnavailable,
     FaceplateError,
     MigrationError,
     NotFound,
+    PoolTimeout,
     ValidationError,
 )
 from faceplate_models.models import Conversation, MCPConfig, Message, Role, Task, User
@@ -46,7 +49,9 @@ __all__ = [
     "UNSET",
     "ConfigError",
     "Conflict",
+    "ConnectionLost",
     "Conversation",
+    "DatabaseError",
     "DatabaseUnavailable",
     "FaceplateError",
     "MCPConfig",
@@ -54,6 +59,7 @@ __all__ = [
     "MigrationError",
     "NotFound",
     "Page",
+    "PoolTimeout",
     "Role",
     "Task",
     "User",

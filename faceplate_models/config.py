@@ -19,6 +19,8 @@ SCHEMA = "faceplate"
 APP = "models"
 MODEL_MODULES = ["faceplate_models.models", "aerich.models"]
 APPLICATION_NAME = "faceplate-models"
+#: The Tortoise engine: Tortoise's asyncpg client with bounded pool waits and one retry.
+ENGINE = "faceplate_models.engine"
 
 DEFAULT_POOL_MIN = 5
 DEFAULT_POOL_MAX = 20
@@ -198,14 +200,13 @@ def tortoise_config(target: DatabaseTarget, settings: Settings) -> dict[str, Any
         "minsize": settings.pool_min,
         "maxsize": settings.pool_max,
         "timeout": settings.connect_timeout,
+        "pool_timeout": settings.pool_timeout,
         "application_name": APPLICATION_NAME,
     }
     if target.ssl is not None:
         credentials["ssl"] = target.ssl
     return {
-        "connections": {
-            "default": {"engine": "tortoise.backends.asyncpg", "credentials": credentials}
-        },
+        "connections": {"default": {"engine": ENGINE, "credentials": credentials}},
         "apps": {APP: {"models": list(MODEL_MODULES), "default_connection": "default"}},
         "use_tz": True,
         "timezone": "UTC",

@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from typing import Any
 
-import asyncpg
 from tortoise import Tortoise, connections
 from tortoise.context import get_current_context
 from tortoise.exceptions import BaseORMException
@@ -20,6 +19,7 @@ from faceplate_models.config import (
     parse_database_url,
     tortoise_config,
 )
+from faceplate_models.engine import FaceplateClient, describe_connect_error
 from faceplate_models.errors import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
@@ -48,27 +48,6 @@ def resolve_tortoise_config(
     return tortoise_config(resolve_target(settings, url), settings)
 
 
-def describe_connect_error(exc: BaseException) -> str:
-    """Say why a connection failed, in words an operator can act on."""
-    if isinstance(exc, BaseORMException) and exc.__cause__ is not None:
-        exc = exc.__cause__  # Tortoise wraps the driver's error; the driver's says more
-    if isinstance(exc, TimeoutError):
-        return "no answer (the server or a firewall is silently dropping the connection)"
-    if isinstance(exc, ConnectionRefusedError):
-        return "connection refused (is PostgreSQL running and listening there?)"
-    if isinstance(exc, FileNotFoundError):
-        return "no socket there (is PostgreSQL running?)"
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    if isinstance(
-        exc, asyncpg.InvalidPasswordError | asyncpg.InvalidAuthorizationSpecificationError
-    ):
-        return f"authentication failed ({type(exc).__name__}; check the user and password)"
-    if isinstance(exc, asyncpg.InvalidCatalogNameError):
-        return "the database does not exist (create it, or fix the database name)"
-    return f"{type(exc).__name__}: {exc}"
-
-
 async def init_db(
     url: str | None = None, *, migrate: bool = False, settings: Settings | None = None
 ) -> None:
@@ -86,16 +65,14 @@ async def init_db(
     try:
         async with asyncio.timeout(settings.connect_timeout * _PROBE_SHARE):
             await Tortoise.init(config=config, _enable_global_fallback=True)
-            # Tortoise connects lazily; the first query opens the pool, so a bad address
-            # fails here, at startup, rather than on a user's first request.
-            await connections.get("default").execute_query("SELECT 1")
-    except (
-        TimeoutError,
-        OSError,
-        asyncpg.PostgresError,
-        asyncpg.InterfaceError,
-        BaseORMException,
-    ) as exc:
+            # Tortoise connects lazily; the probe opens the pool, so a bad address fails
+            # here, at startup, rather than on a user's first request.
+            client: FaceplateClient = connections.get("default")
+            await client.probe()
+    except DatabaseUnavailable:
+        await close_db()
+        raise
+    except (TimeoutError, BaseORMException) as exc:
         await close_db()
         raise DatabaseUnavailable(
             f"cannot reach {target.describe()}: {describe_connect_error(exc)}"

@@ -15,6 +15,18 @@ class DatabaseUnavailable(FaceplateError):
     """The database could not be reached or stopped answering."""
 
 
+class PoolTimeout(DatabaseUnavailable):
+    """Every pooled connection stayed busy for the whole pool timeout."""
+
+
+class ConnectionLost(DatabaseUnavailable):
+    """The connection dropped under a transaction or a write that is not safe to repeat."""
+
+
+class DatabaseError(FaceplateError):
+    """The database refused or failed a statement for a reason other than the connection."""
+
+
 class MigrationError(FaceplateError):
     """A migration could not be applied; the schema is as it was before."""
 
@@ -39,9 +51,12 @@ class Conflict(FaceplateError):
 __all__ = [
     "ConfigError",
     "Conflict",
+    "ConnectionLost",
+    "DatabaseError",
     "DatabaseUnavailable",
     "FaceplateError",
     "MigrationError",
     "NotFound",
+    "PoolTimeout",
     "ValidationError",
 ]

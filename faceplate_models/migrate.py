@@ -22,7 +22,7 @@ from aerich.migrate import Migrate
 from tortoise import Tortoise
 
 from faceplate_models.config import APP, SCHEMA, DatabaseTarget
-from faceplate_models.db import describe_connect_error
+from faceplate_models.engine import describe_connect_error
 from faceplate_models.errors import DatabaseUnavailable, MigrationError
 
 # Any constant works as long as every deploy of this package uses the same one.

@@ -16,8 +16,7 @@ import binascii
 import json
 import math
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, Generic, TypeVar
@@ -27,6 +26,7 @@ from tortoise import connections
 from tortoise.models import Model
 from uuid6 import uuid7
 
+from faceplate_models.engine import Connection, FaceplateClient
 from faceplate_models.errors import Conflict, NotFound, ValidationError
 from faceplate_models.models import (
     EMAIL_MAX,
@@ -43,6 +43,7 @@ from faceplate_models.models import (
 )
 
 M = TypeVar("M", bound=Model)
+T = TypeVar("T")
 
 #: Largest text of a message or task description, in characters.
 MAX_TEXT_CHARS: Final = 1_000_000
@@ -250,16 +251,27 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-@asynccontextmanager
-async def _connection() -> AsyncIterator[asyncpg.Connection]:
-    async with connections.get("default").acquire_connection() as conn:
-        yield conn
+def _run(work: Callable[[Connection], Awaitable[T]]) -> Awaitable[T]:
+    """Run `work` on a pooled connection, once more if the connection is lost.
+
+    So every piece of work in this module is written to be repeatable: inserts carry a
+    client-generated uuid7 key and skip a key that exists, updates set absolute values,
+    upserts go by natural key, and deletes by key.
+    """
+    client: FaceplateClient = connections.get("default")
+    return client.run(work)
 
 
-@asynccontextmanager
-async def _transaction() -> AsyncIterator[asyncpg.Connection]:
-    async with _connection() as conn, conn.transaction():
-        yield conn
+def _fetch(sql: str, *args: object) -> Awaitable[list[asyncpg.Record]]:
+    return _run(lambda conn: conn.fetch(sql, *args))
+
+
+def _fetchrow(sql: str, *args: object) -> Awaitable[asyncpg.Record | None]:
+    return _run(lambda conn: conn.fetchrow(sql, *args))
+
+
+def _execute(sql: str, *args: object) -> Awaitable[str]:
+    return _run(lambda conn: conn.execute(sql, *args))
 
 
 def _build(model: type[M]) -> Callable[[Any], M]:
@@ -301,36 +313,38 @@ async def get_or_create_user(*, subject_id: str, email: str) -> User:
     """
     subject = _required_text("subject_id", subject_id, SUBJECT_MAX)
     address = _email(email)
-    now = _now()
-    try:
-        async with _connection() as conn:
+    user_id, now = uuid7(), _now()
+
+    async def upsert(conn: Connection) -> asyncpg.Record | None:
+        try:
             row = await conn.fetchrow(
                 f"""INSERT INTO faceplate.users ({_USER_COLUMNS}) VALUES ($1, $2, $3, $4, $4)
                     ON CONFLICT (subject_id) DO UPDATE SET email = EXCLUDED.email,
                         updated_at = EXCLUDED.updated_at
                       WHERE users.email <> EXCLUDED.email
                     RETURNING {_USER_COLUMNS}""",
-                uuid7(),
+                user_id,
                 address,
                 subject,
                 now,
             )
-            if row is None:  # existing user, email unchanged: the conflict updated nothing
-                row = await conn.fetchrow(
-                    f"SELECT {_USER_COLUMNS} FROM faceplate.users WHERE subject_id = $1", subject
-                )
-    except asyncpg.UniqueViolationError:
-        raise Conflict(
-            f"email {address} already belongs to another user (a different subject_id)"
-        ) from None
-    return _users(row)
+        except asyncpg.UniqueViolationError:
+            raise Conflict(
+                f"email {address} already belongs to another user (a different subject_id)"
+            ) from None
+        if row is None:  # existing user, email unchanged: the conflict updated nothing
+            row = await conn.fetchrow(
+                f"SELECT {_USER_COLUMNS} FROM faceplate.users WHERE subject_id = $1", subject
+            )
+        return row
+
+    return _users(await _run(upsert))
 
 
 async def get_user(*, user_id: uuid.UUID | str) -> User:
     """The user with this id."""
     uid = _uuid("user_id", user_id)
-    async with _connection() as conn:
-        row = await conn.fetchrow(f"SELECT {_USER_COLUMNS} FROM faceplate.users WHERE id = $1", uid)
+    row = await _fetchrow(f"SELECT {_USER_COLUMNS} FROM faceplate.users WHERE id = $1", uid)
     if row is None:
         raise _missing("user", uid)
     return _users(row)
@@ -339,8 +353,7 @@ async def get_user(*, user_id: uuid.UUID | str) -> User:
 async def delete_user(*, user_id: uuid.UUID | str) -> None:
     """Delete the user and, by cascade, their conversations, messages, MCP configs and tasks."""
     uid = _uuid("user_id", user_id)
-    async with _connection() as conn:
-        status = await conn.execute("DELETE FROM faceplate.users WHERE id = $1", uid)
+    status = await _execute("DELETE FROM faceplate.users WHERE id = $1", uid)
     if status == "DELETE 0":
         raise _missing("user", uid)
 
@@ -355,15 +368,28 @@ CONVERSATIONS_AFTER_SQL = f"""SELECT {_CONVERSATION_COLUMNS} FROM faceplate.conv
     WHERE user_id = $1 AND (updated_at, id) < ($3, $4) ORDER BY updated_at DESC, id DESC LIMIT $2"""
 
 
-async def _insert_owned(sql: str, uid: uuid.UUID, *args: object) -> asyncpg.Record:
-    """Run an INSERT of a row owned by `uid`, reporting a missing user as NotFound."""
-    try:
-        async with _connection() as conn:
-            row = await conn.fetchrow(sql, uid, *args)
-    except asyncpg.ForeignKeyViolationError:
-        raise _missing("user", uid) from None
-    assert row is not None  # noqa: S101 - INSERT ... RETURNING always returns the row
-    return row
+async def _insert_owned(
+    table: str, columns: str, sql: str, uid: uuid.UUID, row_id: uuid.UUID, *args: object
+) -> asyncpg.Record:
+    """Run `sql`, an INSERT ... RETURNING of row `row_id` owned by `uid` ($1 and $2).
+
+    A missing user is NotFound. An insert that skips an existing key (ON CONFLICT (id) DO
+    NOTHING) is a retry whose first attempt landed: the row is read back, not written twice.
+    """
+
+    async def insert(conn: Connection) -> asyncpg.Record:
+        try:
+            row = await conn.fetchrow(sql, uid, row_id, *args)
+        except asyncpg.ForeignKeyViolationError:
+            raise _missing("user", uid) from None
+        if row is None:
+            row = await conn.fetchrow(
+                f"SELECT {columns} FROM faceplate.{table} WHERE id = $1", row_id
+            )
+        assert row is not None  # noqa: S101 - the conflict proves the row exists
+        return row
+
+    return await _run(insert)
 
 
 async def create_conversation(
@@ -374,8 +400,11 @@ async def create_conversation(
     name = None if title is None else _required_text("title", title, TITLE_MAX)
     now = _now()
     row = await _insert_owned(
+        "conversations",
+        _CONVERSATION_COLUMNS,
         f"""INSERT INTO faceplate.conversations ({_CONVERSATION_COLUMNS})
-            VALUES ($2, $1, $3, $4, $4) RETURNING {_CONVERSATION_COLUMNS}""",
+            VALUES ($2, $1, $3, $4, $4) ON CONFLICT (id) DO NOTHING
+            RETURNING {_CONVERSATION_COLUMNS}""",
         uid,
         uuid7(),
         name,
@@ -390,13 +419,12 @@ async def get_conversation(
     """One conversation of the user."""
     uid = _uuid("user_id", user_id)
     cid = _uuid("conversation_id", conversation_id)
-    async with _connection() as conn:
-        row = await conn.fetchrow(
-            f"""SELECT {_CONVERSATION_COLUMNS} FROM faceplate.conversations
-                WHERE id = $1 AND user_id = $2""",
-            cid,
-            uid,
-        )
+    row = await _fetchrow(
+        f"""SELECT {_CONVERSATION_COLUMNS} FROM faceplate.conversations
+            WHERE id = $1 AND user_id = $2""",
+        cid,
+        uid,
+    )
     if row is None:
         raise _missing("conversation", cid)
     return _conversations(row)
@@ -415,10 +443,7 @@ async def list_conversations(
     args: tuple[object, ...] = (uid, size + 1)
     if cursor is not None:
         args = (*args, *_decode_cursor("cursor", cursor))
-    async with _connection() as conn:
-        rows = await conn.fetch(
-            CONVERSATIONS_AFTER_SQL if cursor is not None else CONVERSATIONS_SQL, *args
-        )
+    rows = await _fetch(CONVERSATIONS_AFTER_SQL if cursor is not None else CONVERSATIONS_SQL, *args)
     return _page(rows, size, _conversations, "updated_at")
 
 
@@ -429,15 +454,14 @@ async def rename_conversation(
     uid = _uuid("user_id", user_id)
     cid = _uuid("conversation_id", conversation_id)
     name = None if title is None else _required_text("title", title, TITLE_MAX)
-    async with _connection() as conn:
-        row = await conn.fetchrow(
-            f"""UPDATE faceplate.conversations SET title = $3, updated_at = $4
-                WHERE id = $1 AND user_id = $2 RETURNING {_CONVERSATION_COLUMNS}""",
-            cid,
-            uid,
-            name,
-            _now(),
-        )
+    row = await _fetchrow(
+        f"""UPDATE faceplate.conversations SET title = $3, updated_at = GREATEST(updated_at, $4)
+            WHERE id = $1 AND user_id = $2 RETURNING {_CONVERSATION_COLUMNS}""",
+        cid,
+        uid,
+        name,
+        _now(),
+    )
     if row is None:
         raise _missing("conversation", cid)
     return _conversations(row)
@@ -449,10 +473,9 @@ async def delete_conversation(
     """Delete the conversation and all its messages."""
     uid = _uuid("user_id", user_id)
     cid = _uuid("conversation_id", conversation_id)
-    async with _connection() as conn:
-        status = await conn.execute(
-            "DELETE FROM faceplate.conversations WHERE id = $1 AND user_id = $2", cid, uid
-        )
+    status = await _execute(
+        "DELETE FROM faceplate.conversations WHERE id = $1 AND user_id = $2", cid, uid
+    )
     if status == "DELETE 0":
         raise _missing("conversation", cid)
 
@@ -465,6 +488,10 @@ _MESSAGE_COLUMNS = "id, conversation_id, role, content, tool_calls, tool_results
 HISTORY_SQL = f"""SELECT {_MESSAGE_COLUMNS} FROM faceplate.messages
     WHERE conversation_id = (SELECT id FROM faceplate.conversations WHERE id = $1 AND user_id = $2)
     ORDER BY created_at DESC, id DESC LIMIT $3"""
+APPEND_SQL = f"""INSERT INTO faceplate.messages ({_MESSAGE_COLUMNS})
+    VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7) ON CONFLICT (id) DO NOTHING
+    RETURNING {_MESSAGE_COLUMNS}"""
+MESSAGE_SQL = f"SELECT {_MESSAGE_COLUMNS} FROM faceplate.messages WHERE id = $1"
 HISTORY_BEFORE_SQL = f"""SELECT {_MESSAGE_COLUMNS} FROM faceplate.messages
     WHERE conversation_id = (SELECT id FROM faceplate.conversations WHERE id = $1 AND user_id = $2)
       AND (created_at, id) < ($4, $5)
@@ -498,31 +525,30 @@ async def append_message(
         raise ValidationError("tool_results", f"only tool messages carry results, not {kind}")
     if text is None and calls is None and results is None:
         raise ValidationError("content", "is required unless the message has tool calls or results")
-    now = _now()
-    async with _transaction() as conn:
-        # The UPDATE proves ownership and locks the conversation, so concurrent appends to
-        # one conversation commit in the order of their timestamps.
-        owned = await conn.fetchval(
-            """UPDATE faceplate.conversations SET updated_at = $3
-               WHERE id = $1 AND user_id = $2 RETURNING id""",
-            cid,
-            uid,
-            now,
-        )
-        if owned is None:
-            raise _missing("conversation", cid)
-        row = await conn.fetchrow(
-            f"""INSERT INTO faceplate.messages ({_MESSAGE_COLUMNS})
-                VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7) RETURNING {_MESSAGE_COLUMNS}""",
-            uuid7(),
-            cid,
-            kind.value,
-            text,
-            calls,
-            results,
-            now,
-        )
-    return _messages(row)
+    message_id, now = uuid7(), _now()
+
+    async def append(conn: Connection) -> asyncpg.Record | None:
+        async with conn.transaction():
+            # The UPDATE proves ownership and locks the conversation, so concurrent appends
+            # to one conversation commit in the order of their timestamps. GREATEST keeps a
+            # retry from moving the activity time back behind a later append.
+            owned = await conn.fetchval(
+                """UPDATE faceplate.conversations SET updated_at = GREATEST(updated_at, $3)
+                   WHERE id = $1 AND user_id = $2 RETURNING id""",
+                cid,
+                uid,
+                now,
+            )
+            if owned is None:
+                raise _missing("conversation", cid)
+            row = await conn.fetchrow(
+                APPEND_SQL, message_id, cid, kind.value, text, calls, results, now
+            )
+            if row is None:  # a retry whose first attempt committed
+                row = await conn.fetchrow(MESSAGE_SQL, message_id)
+        return row
+
+    return _messages(await _run(append))
 
 
 async def get_history(
@@ -543,15 +569,20 @@ async def get_history(
     args: tuple[object, ...] = (cid, uid, size + 1)
     if before is not None:
         args = (*args, *_decode_cursor("before", before))
-    async with _connection() as conn:
-        rows = await conn.fetch(HISTORY_BEFORE_SQL if before is not None else HISTORY_SQL, *args)
+
+    async def read(conn: Connection) -> list[asyncpg.Record]:
+        rows: list[asyncpg.Record] = await conn.fetch(
+            HISTORY_BEFORE_SQL if before is not None else HISTORY_SQL, *args
+        )
         if not rows and not await conn.fetchval(
             "SELECT EXISTS (SELECT 1 FROM faceplate.conversations WHERE id = $1 AND user_id = $2)",
             cid,
             uid,
         ):
             raise _missing("conversation", cid)
-    page = _page(rows, size, _messages, "created_at")
+        return rows
+
+    page = _page(await _run(read), size, _messages, "created_at")
     page.items.reverse()
     return page
 
@@ -573,6 +604,8 @@ async def save_mcp_config(
     on = _flag("enabled", enabled)
     now = _now()
     row = await _insert_owned(
+        "mcp_configs",
+        _MCP_COLUMNS,
         f"""INSERT INTO faceplate.mcp_configs ({_MCP_COLUMNS})
             VALUES ($2, $1, $3, $4::jsonb, $5, $6, $6)
             ON CONFLICT (user_id, name) DO UPDATE SET config = EXCLUDED.config,
@@ -594,13 +627,12 @@ async def list_mcp_configs(
     """The user's MCP configs by name, optionally only the enabled (or disabled) ones."""
     uid = _uuid("user_id", user_id)
     state = _flag("enabled", enabled, optional=True)
-    async with _connection() as conn:
-        rows = await conn.fetch(
-            f"""SELECT {_MCP_COLUMNS} FROM faceplate.mcp_configs
-                WHERE user_id = $1 AND ($2::boolean IS NULL OR enabled = $2) ORDER BY name""",
-            uid,
-            state,
-        )
+    rows = await _fetch(
+        f"""SELECT {_MCP_COLUMNS} FROM faceplate.mcp_configs
+            WHERE user_id = $1 AND ($2::boolean IS NULL OR enabled = $2) ORDER BY name""",
+        uid,
+        state,
+    )
     return [_mcp_configs(row) for row in rows]
 
 
@@ -608,10 +640,9 @@ async def delete_mcp_config(*, user_id: uuid.UUID | str, name: str) -> None:
     """Delete the user's MCP config of this name."""
     uid = _uuid("user_id", user_id)
     label = _required_text("name", name, MCP_NAME_MAX)
-    async with _connection() as conn:
-        status = await conn.execute(
-            "DELETE FROM faceplate.mcp_configs WHERE user_id = $1 AND name = $2", uid, label
-        )
+    status = await _execute(
+        "DELETE FROM faceplate.mcp_configs WHERE user_id = $1 AND name = $2", uid, label
+    )
     if status == "DELETE 0":
         raise _missing("MCP config", repr(label))
 
@@ -646,8 +677,11 @@ async def add_task(*, user_id: uuid.UUID | str, title: str, description: str | N
     text = _optional_text("description", description, MAX_TEXT_CHARS)
     now = _now()
     row = await _insert_owned(
+        "tasks",
+        _TASK_COLUMNS,
         f"""INSERT INTO faceplate.tasks ({_TASK_COLUMNS})
-            VALUES ($2, $1, $3, $4, false, $5, $5) RETURNING {_TASK_COLUMNS}""",
+            VALUES ($2, $1, $3, $4, false, $5, $5) ON CONFLICT (id) DO NOTHING
+            RETURNING {_TASK_COLUMNS}""",
         uid,
         uuid7(),
         name,
@@ -674,8 +708,7 @@ async def list_tasks(
         args.append(state)
     if after is not None:
         args.extend(after)
-    async with _connection() as conn:
-        rows = await conn.fetch(tasks_sql(state is not None, after is not None), *args)
+    rows = await _fetch(tasks_sql(state is not None, after is not None), *args)
     return _page(rows, size, _tasks, "created_at")
 
 
@@ -699,14 +732,13 @@ async def update_task(
         changes["completed"] = _flag("completed", completed)
     changes["updated_at"] = _now()
     assignments = ", ".join(f"{column} = ${i}" for i, column in enumerate(changes, start=3))
-    async with _connection() as conn:
-        row = await conn.fetchrow(
-            f"""UPDATE faceplate.tasks SET {assignments}
-                WHERE id = $1 AND user_id = $2 RETURNING {_TASK_COLUMNS}""",
-            tid,
-            uid,
-            *changes.values(),
-        )
+    row = await _fetchrow(
+        f"""UPDATE faceplate.tasks SET {assignments}
+            WHERE id = $1 AND user_id = $2 RETURNING {_TASK_COLUMNS}""",
+        tid,
+        uid,
+        *changes.values(),
+    )
     if row is None:
         raise _missing("task", tid)
     return _tasks(row)
@@ -721,10 +753,7 @@ async def delete_task(*, user_id: uuid.UUID | str, task_id: uuid.UUID | str) -> 
     """Delete a task."""
     uid = _uuid("user_id", user_id)
     tid = _uuid("task_id", task_id)
-    async with _connection() as conn:
-        status = await conn.execute(
-            "DELETE FROM faceplate.tasks WHERE id = $1 AND user_id = $2", tid, uid
-        )
+    status = await _execute("DELETE FROM faceplate.tasks WHERE id = $1 AND user_id = $2", tid, uid)
     if status == "DELETE 0":
         raise _missing("task", tid)
 

@@ -7,7 +7,7 @@ import logging
 import socket
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import pytest
 from tortoise import Tortoise, connections
@@ -19,13 +19,6 @@ from faceplate_models.errors import ConfigError, DatabaseUnavailable
 from faceplate_models.testing import connect
 
 PASSWORD = "n0t-in-any-Message"
-
-
-@pytest.fixture
-async def restore_db(faceplate_database: DatabaseTarget) -> AsyncIterator[DatabaseTarget]:
-    """Give the session its connection back after a test that re-initialises the package."""
-    yield faceplate_database
-    await fm.init_db(faceplate_database.url())
 
 
 @pytest.fixture

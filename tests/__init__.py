@@ -1,0 +1,1 @@
+"""The test suite; `faults` holds the helpers that cause real faults."""

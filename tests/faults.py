@@ -1,0 +1,178 @@
+"""Real faults for the connection tests: kill backends, stop and start a server, lose replies."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import asyncpg
+
+# pgserver has no public restart; its pg_ctl wrapper runs the bundled binary as the server's
+# system user, which is what a restart needs.
+from pgserver._commands import pg_ctl  # type: ignore[attr-defined]
+
+from faceplate_models.config import APPLICATION_NAME, DatabaseTarget
+from faceplate_models.testing import connect
+
+
+async def backends(monitor: asyncpg.Connection, database: str, *, query: str = "%") -> list[int]:
+    """Process ids of the package's connections to `database` whose query is LIKE `query`."""
+    rows = await monitor.fetch(
+        """SELECT pid FROM pg_stat_activity
+           WHERE datname = $1 AND application_name = $2 AND query LIKE $3""",
+        database,
+        APPLICATION_NAME,
+        query,
+    )
+    return [row["pid"] for row in rows]
+
+
+async def terminate(monitor: asyncpg.Connection, pids: list[int]) -> None:
+    """Terminate these backends and wait until each process is gone."""
+    await monitor.execute("SELECT pg_terminate_backend(pid, 5000) FROM unnest($1::int[]) pid", pids)
+
+
+async def kill_when_running(
+    target: DatabaseTarget, query: str, *, times: int = 1, wait: str | None = None
+) -> int:
+    """Terminate the backend running a statement LIKE `query` as soon as one shows up.
+
+    With `wait`, only a backend waiting on that wait_event_type (such as 'Lock') counts.
+    Returns how many were killed; gives up after five seconds.
+    """
+    monitor = await connect(target)
+    killed = 0
+    try:
+        async with asyncio.timeout(5):
+            while killed < times:
+                pids = [
+                    row["pid"]
+                    for row in await monitor.fetch(
+                        """SELECT pid FROM pg_stat_activity
+                           WHERE datname = $1 AND application_name = $2 AND state = 'active'
+                             AND query LIKE $3 AND ($4::text IS NULL OR wait_event_type = $4)""",
+                        target.database,
+                        APPLICATION_NAME,
+                        query,
+                        wait,
+                    )
+                ]
+                if pids:
+                    await terminate(monitor, pids[:1])
+                    killed += 1
+                await asyncio.sleep(0.01)
+    except TimeoutError:
+        pass
+    finally:
+        await monitor.close()
+    return killed
+
+
+def _pg_ctl(server: Any, *args: str) -> None:
+    pg_ctl(["-w", *args], pgdata=server.pgdata, user=server.system_user, timeout=30)
+
+
+async def stop_server(server: Any) -> None:
+    """Stop the embedded server (fast mode: sessions are terminated, as in a real restart)."""
+    await asyncio.to_thread(_pg_ctl, server, "-m", "fast", "stop")
+
+
+async def start_server(server: Any) -> None:
+    """Start the stopped embedded server again on the same socket."""
+    await asyncio.to_thread(server.ensure_postgres_running)
+
+
+async def restart_server(server: Any) -> None:
+    """Stop, then start the embedded server."""
+    await stop_server(server)
+    await start_server(server)
+
+
+def _message_types(data: bytes) -> set[bytes]:
+    """The types of the frontend protocol messages in `data` (type byte, then int32 length)."""
+    types, at = set(), 0
+    while at + 5 <= len(data):
+        types.add(data[at : at + 1])
+        at += 1 + int.from_bytes(data[at + 1 : at + 5], "big")
+    return types
+
+
+class LossyProxy:
+    """A TCP proxy to a PostgreSQL server that can lose a reply after the server acted.
+
+    `lose_reply_to(marker)`: the next time a client sends a statement containing `marker`,
+    it reaches the server and runs, and the server's reply is dropped and that client's
+    connection reset.
+    That is a connection dying after a write was applied but before it was acknowledged.
+    """
+
+    def __init__(self, upstream: DatabaseTarget) -> None:
+        self.upstream = upstream
+        self.lost = 0
+        self._marker: bytes | None = None
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    async def start(self) -> DatabaseTarget:
+        """Listen on a free local port; returns the target to connect to instead."""
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        port = self._server.sockets[0].getsockname()[1]
+        up = self.upstream
+        return DatabaseTarget("127.0.0.1", port, up.database, up.user, up.password)
+
+    def lose_reply_to(self, marker: bytes) -> None:
+        self._marker = marker
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _open_upstream(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        up = self.upstream
+        if up.host.startswith("/"):
+            return await asyncio.open_unix_connection(f"{up.host}/.s.PGSQL.{up.port}")
+        return await asyncio.open_connection(up.host, up.port)
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        up_reader, up_writer = await self._open_upstream()
+        armed = asyncio.Event()
+
+        async def to_server() -> None:
+            marked = False
+            while data := await reader.read(65536):
+                if self._marker is not None and self._marker in data:
+                    self._marker, marked = None, True
+                # asyncpg prepares a new statement in one round trip and runs it in the next:
+                # only the reply to the run (Execute, or a simple Query) follows the write.
+                if marked and _message_types(data) & {b"E", b"Q"}:
+                    marked = False
+                    armed.set()
+                up_writer.write(data)
+                await up_writer.drain()
+            up_writer.close()
+
+        async def to_client() -> None:
+            while data := await up_reader.read(65536):
+                if armed.is_set():
+                    self.lost += 1
+                    writer.transport.abort()  # the client sees a reset connection
+                    up_writer.close()
+                    return
+                writer.write(data)
+                await writer.drain()
+            writer.close()
+
+        try:
+            await asyncio.gather(to_server(), to_client(), return_exceptions=True)
+        finally:
+            with contextlib.suppress(Exception):
+                writer.transport.abort()
+                up_writer.transport.abort()
+            self._tasks.discard(task)
