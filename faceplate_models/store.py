@@ -22,8 +22,10 @@ from datetime import UTC, datetime
 from typing import Any, Final, Generic, TypeVar
 
 import asyncpg
-from tortoise import connections
+from tortoise import connections, fields
+from tortoise.fields.data import CharEnumFieldInstance
 from tortoise.models import Model
+from tortoise.timezone import get_default_timezone
 from uuid6 import uuid7
 
 from faceplate_models.engine import Connection, FaceplateClient
@@ -275,8 +277,40 @@ def _execute(sql: str, *args: object) -> Awaitable[str]:
 
 
 def _build(model: type[M]) -> Callable[[Any], M]:
-    init = model._init_from_db
-    return lambda row: init(**row)
+    """A model instance straight from a row whose columns are the model's fields.
+
+    The same instance Tortoise's `_init_from_db` makes, at a fraction of the cost on the hot
+    paths: conversions are chosen once per model, and only columns that need one get one.
+    """
+    conversions: list[tuple[str, Callable[[Any], Any]]] = []
+    for field in model._meta.fields_map.values():
+        if isinstance(field, fields.DatetimeField):
+            conversions.append((field.model_field_name, _utc))
+        elif isinstance(field, fields.JSONField):
+            conversions.append((field.model_field_name, field.decoder))
+        elif isinstance(field, CharEnumFieldInstance):
+            conversions.append((field.model_field_name, field.enum_type))
+    custom_pk = model._meta.db_pk_column not in model._meta.generated_db_fields
+    new = model.__new__
+
+    def build(row: Any) -> M:
+        state = dict(row)
+        for column, convert in conversions:
+            if (value := state[column]) is not None:
+                state[column] = convert(value)
+        state.update(
+            _partial=False, _saved_in_db=True, _custom_generated_pk=custom_pk, _await_when_save={}
+        )
+        instance = new(model)
+        instance.__dict__.update(state)
+        return instance
+
+    return build
+
+
+def _utc(moment: datetime) -> datetime:
+    # What Tortoise's DatetimeField does to an aware value: the configured zone (UTC here).
+    return moment.astimezone(get_default_timezone())
 
 
 _users = _build(User)

@@ -566,3 +566,28 @@ async def test_hot_queries_use_their_indexes() -> None:
         assert '"Seq Scan"' not in plan, (name, plan)
         assert '"Sort"' not in plan, (name, plan)
         assert any(index in plan for index in expected_index[name]), (name, plan)
+
+
+async def test_fast_model_building_matches_tortoise() -> None:
+    someone = await user()
+    chat = await fm.create_conversation(user_id=someone.id, title="same")
+    await fm.append_message(
+        user_id=someone.id, conversation_id=chat.id, role="assistant", tool_calls=[CALL]
+    )
+    queries: dict[type[Any], str] = {
+        fm.User: "SELECT * FROM faceplate.users",
+        fm.Conversation: "SELECT * FROM faceplate.conversations",
+        fm.Message: "SELECT * FROM faceplate.messages",
+    }
+    for model, query in queries.items():
+        async with connections.get("default").acquire_connection() as conn:
+            row = await conn.fetchrow(query)
+        slow, fast = model._init_from_db(**row), store._build(model)(row)
+        assert vars(fast) == vars(slow)
+        assert {k: type(v) for k, v in vars(fast).items()} == {
+            k: type(v) for k, v in vars(slow).items()
+        }
+        assert all(
+            getattr(vars(fast)[k], "tzinfo", None) == getattr(v, "tzinfo", None)
+            for k, v in vars(slow).items()
+        )
