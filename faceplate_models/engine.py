@@ -162,10 +162,7 @@ class FaceplateClient(AsyncpgDBClient):
             async with _Pooled(self) as conn:
                 return await work(conn)
 
-        try:
-            return await self._retrying(attempt, idempotent=True)
-        except _DRIVER as exc:
-            raise driver_error(exc) from exc
+        return await self._retrying(attempt, idempotent=True)
 
     async def probe(self) -> None:
         """Open the pool and run one query, without the retry: at startup, failing fast wins."""
@@ -215,8 +212,11 @@ class FaceplateClient(AsyncpgDBClient):
             log.debug("discarded a pooled connection to %s: %r", self.where, exc)
 
     async def _retrying(self, attempt: Callable[[], Awaitable[T]], *, idempotent: bool) -> T:
+        """Run `attempt`, once more after a lost connection; driver errors leave as ours."""
         try:
             return await attempt()
+        except _DRIVER as exc:
+            raise driver_error(exc) from exc
         except _Lost as lost:
             if lost.sent and not idempotent:
                 raise ConnectionLost(
@@ -233,6 +233,8 @@ class FaceplateClient(AsyncpgDBClient):
         await asyncio.sleep(RETRY_DELAY)
         try:
             return await attempt()
+        except _DRIVER as exc:
+            raise driver_error(exc) from exc
         except _Lost as lost:
             raise DatabaseUnavailable(
                 f"lost the connection to {self.where} twice, {RETRY_DELAY:g} s apart; the server "
@@ -253,10 +255,7 @@ class FaceplateClient(AsyncpgDBClient):
         def attempt() -> Awaitable[Any]:
             return super(FaceplateClient, self)._translate_exceptions(func, *args, **kwargs)
 
-        try:
-            return await self._retrying(attempt, idempotent=idempotent)
-        except _DRIVER as exc:
-            raise driver_error(exc) from exc
+        return await self._retrying(attempt, idempotent=idempotent)
 
 
 class _Pooled(PoolConnectionWrapper[Connection]):
@@ -318,7 +317,9 @@ class _Transaction(TransactionWrapper):
         sent = not _closed(self._connection)
         try:
             await super().commit()
-        except (*_LOSS, asyncpg.InterfaceError) as exc:
+        except Exception as exc:
+            if not _killed(exc, self._connection):
+                raise
             self._finalized = True
             raise self._lost(exc, committing=sent) from exc
 
@@ -330,7 +331,9 @@ class _Transaction(TransactionWrapper):
             return
         try:
             await super().rollback()
-        except (*_LOSS, asyncpg.InterfaceError):
+        except Exception as exc:
+            if not _killed(exc, self._connection):
+                raise
             self._finalized = True
 
 
