@@ -90,13 +90,7 @@ class Raw:
         assert self.pool is not None
         now = datetime.now(UTC)
         async with self.pool.acquire() as conn, conn.transaction():
-            owned = await conn.fetchval(
-                """UPDATE faceplate.conversations SET updated_at = GREATEST(updated_at, $3)
-                   WHERE id = $1 AND user_id = $2 RETURNING id""",
-                conversation_id,
-                user_id,
-                now,
-            )
+            owned = await conn.fetchval(store.TOUCH_CONVERSATION_SQL, conversation_id, user_id, now)
             if owned is None:
                 raise LookupError(conversation_id)
             row = await conn.fetchrow(
@@ -154,23 +148,14 @@ class Raw:
         assert self.pool is not None
         async with self.pool.acquire() as conn:
             row = await conn.fetchrow(
-                """INSERT INTO faceplate.users (id, email, subject_id, created_at, updated_at)
-                   VALUES ($1, $2, $3, $4, $4)
-                   ON CONFLICT (subject_id) DO UPDATE SET email = EXCLUDED.email,
-                       updated_at = EXCLUDED.updated_at
-                     WHERE users.email <> EXCLUDED.email
-                   RETURNING id, email, subject_id, created_at, updated_at""",
+                store.UPSERT_USER_SQL,
                 uuid7(),
                 email.strip().lower(),
                 subject_id.strip(),
                 datetime.now(UTC),
             )
             if row is None:
-                row = await conn.fetchrow(
-                    """SELECT id, email, subject_id, created_at, updated_at
-                       FROM faceplate.users WHERE subject_id = $1""",
-                    subject_id,
-                )
+                row = await conn.fetchrow(store.USER_BY_SUBJECT_SQL, subject_id)
         assert row is not None
         return dict(row)
 

@@ -337,6 +337,11 @@ def _missing(what: str, key: object) -> NotFound:
 # --- users -------------------------------------------------------------------------------
 
 _USER_COLUMNS = "id, email, subject_id, created_at, updated_at"
+UPSERT_USER_SQL = f"""INSERT INTO faceplate.users ({_USER_COLUMNS}) VALUES ($1, $2, $3, $4, $4)
+    ON CONFLICT (subject_id) DO UPDATE SET email = EXCLUDED.email, updated_at = EXCLUDED.updated_at
+      WHERE users.email <> EXCLUDED.email
+    RETURNING {_USER_COLUMNS}"""
+USER_BY_SUBJECT_SQL = f"SELECT {_USER_COLUMNS} FROM faceplate.users WHERE subject_id = $1"
 
 
 async def get_or_create_user(*, subject_id: str, email: str) -> User:
@@ -351,25 +356,13 @@ async def get_or_create_user(*, subject_id: str, email: str) -> User:
 
     async def upsert(conn: Connection) -> asyncpg.Record | None:
         try:
-            row = await conn.fetchrow(
-                f"""INSERT INTO faceplate.users ({_USER_COLUMNS}) VALUES ($1, $2, $3, $4, $4)
-                    ON CONFLICT (subject_id) DO UPDATE SET email = EXCLUDED.email,
-                        updated_at = EXCLUDED.updated_at
-                      WHERE users.email <> EXCLUDED.email
-                    RETURNING {_USER_COLUMNS}""",
-                user_id,
-                address,
-                subject,
-                now,
-            )
+            row = await conn.fetchrow(UPSERT_USER_SQL, user_id, address, subject, now)
         except asyncpg.UniqueViolationError:
             raise Conflict(
                 f"email {address} already belongs to another user (a different subject_id)"
             ) from None
         if row is None:  # existing user, email unchanged: the conflict updated nothing
-            row = await conn.fetchrow(
-                f"SELECT {_USER_COLUMNS} FROM faceplate.users WHERE subject_id = $1", subject
-            )
+            row = await conn.fetchrow(USER_BY_SUBJECT_SQL, subject)
         return row
 
     return _users(await _run(upsert))
@@ -522,6 +515,9 @@ _MESSAGE_COLUMNS = "id, conversation_id, role, content, tool_calls, tool_results
 HISTORY_SQL = f"""SELECT {_MESSAGE_COLUMNS} FROM faceplate.messages
     WHERE conversation_id = (SELECT id FROM faceplate.conversations WHERE id = $1 AND user_id = $2)
     ORDER BY created_at DESC, id DESC LIMIT $3"""
+# Ownership and the activity time in one statement, which also locks the conversation.
+TOUCH_CONVERSATION_SQL = """UPDATE faceplate.conversations
+    SET updated_at = GREATEST(updated_at, $3) WHERE id = $1 AND user_id = $2 RETURNING id"""
 APPEND_SQL = f"""INSERT INTO faceplate.messages ({_MESSAGE_COLUMNS})
     VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7) ON CONFLICT (id) DO NOTHING
     RETURNING {_MESSAGE_COLUMNS}"""
@@ -566,13 +562,7 @@ async def append_message(
             # The UPDATE proves ownership and locks the conversation, so concurrent appends
             # to one conversation commit in the order of their timestamps. GREATEST keeps a
             # retry from moving the activity time back behind a later append.
-            owned = await conn.fetchval(
-                """UPDATE faceplate.conversations SET updated_at = GREATEST(updated_at, $3)
-                   WHERE id = $1 AND user_id = $2 RETURNING id""",
-                cid,
-                uid,
-                now,
-            )
+            owned = await conn.fetchval(TOUCH_CONVERSATION_SQL, cid, uid, now)
             if owned is None:
                 raise _missing("conversation", cid)
             row = await conn.fetchrow(
