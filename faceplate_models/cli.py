@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import sys
 import time
 from collections.abc import Sequence
@@ -11,9 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from faceplate_models import migrate, store
-from faceplate_models.config import load_settings
+from faceplate_models.config import (
+    DatabaseTarget,
+    load_settings,
+    parse_database_url,
+    tortoise_config,
+)
 from faceplate_models.db import close_db, init_db, resolve_tortoise_config
-from faceplate_models.errors import DatabaseUnavailable, FaceplateError
+from faceplate_models.errors import ConfigError, DatabaseUnavailable, FaceplateError
 from faceplate_models.models import Role
 
 # Exit codes a deploy script can branch on.
@@ -25,17 +31,32 @@ EXIT_UNREACHABLE = 4  # the database could not be reached
 EXIT_DRIFT = 5  # check: the models changed and no migration says so
 
 
+def _url(args: argparse.Namespace) -> str | None:
+    """The URL of --url-file or --url; a password typed on the command line is refused."""
+    if getattr(args, "url_file", None) is not None:
+        try:
+            return str(args.url_file.read_text().strip())
+        except OSError as exc:
+            raise ConfigError(f"--url-file cannot be read: {exc.strerror}") from None
+    url: str | None = getattr(args, "url", None)
+    if url is not None and parse_database_url(url, variable="--url").password:
+        raise ConfigError(
+            "--url carries a password, which every user of this machine can read (ps, "
+            "/proc, shell history); put the URL in FACEPLATE_DATABASE_URL (or "
+            "FACEPLATE_MIGRATION_DATABASE_URL), or in a file given as --url-file"
+        )
+    return url
+
+
 def _config(args: argparse.Namespace) -> dict[str, Any]:
-    return resolve_tortoise_config(args.url)
+    """The migration config: the command's URL, else the migration target of the environment."""
+    return resolve_tortoise_config(_url(args), migrating=True)
 
 
 async def _upgrade(args: argparse.Namespace) -> int:
     config = _config(args)
     started = time.perf_counter()
-    try:
-        applied = await migrate.upgrade(config, args.migrations)
-    finally:
-        await close_db()
+    applied = await migrate.upgrade(config, args.migrations, lock_timeout=args.lock_timeout)
     if applied:
         for name in applied:
             print(f"applied {name}")
@@ -65,15 +86,10 @@ async def _status(args: argparse.Namespace) -> int:
 
 async def _check(args: argparse.Namespace) -> int:
     # The comparison is offline: the config only has to name the models, not a real server.
-    from faceplate_models.config import DatabaseTarget, tortoise_config
-
     offline = tortoise_config(
-        DatabaseTarget("localhost", 5432, "unused", "unused"), load_settings()
+        DatabaseTarget("localhost", 5432, "unused", "unused"), load_settings(), migrating=True
     )
-    try:
-        sql = await migrate.pending_model_changes(offline, args.migrations)
-    finally:
-        await close_db()
+    sql = await migrate.pending_model_changes(offline, args.migrations)
     if not sql:
         print("the models match the migrations")
         return EXIT_OK
@@ -91,10 +107,9 @@ async def _downgrade(args: argparse.Namespace) -> int:
         if answer.strip().lower() not in ("y", "yes"):
             print("nothing was changed")
             return EXIT_ERROR
-    try:
-        undone = await migrate.downgrade(config, args.version, args.migrations)
-    finally:
-        await close_db()
+    undone = await migrate.downgrade(
+        config, args.version, args.migrations, lock_timeout=args.lock_timeout
+    )
     for name in undone:
         print(f"undid {name}")
     if not undone:
@@ -102,8 +117,27 @@ async def _downgrade(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+async def _grants(args: argparse.Namespace) -> int:
+    config = _config(args)
+    owner = config["connections"]["default"]["credentials"]["user"]
+    statements = migrate.grants(owner, args.app_role)
+    print(
+        f"-- DML on the faceplate tables for {args.app_role}, and on the tables {owner} adds later"
+    )
+    for statement in statements:
+        print(statement + ";")
+    print("-- Through a transaction pooler the time bounds cannot travel with each connection;")
+    print("-- a superuser (or a role with CREATEROLE) sets them on the role instead:")
+    for statement in migrate.role_bounds(args.app_role, load_settings()):
+        print(f"-- {statement};")
+    if args.apply:
+        await migrate.apply_grants(config, statements)
+        print(f"-- applied as {owner}")
+    return EXIT_OK
+
+
 async def _demo(args: argparse.Namespace) -> int:
-    await init_db(args.url, migrate=True)
+    await init_db(_url(args), migrate=True)
     try:
         await _write_demo_data()
     finally:
@@ -185,11 +219,22 @@ def _summary(message: Any) -> str:
     return str(message.content)
 
 
+def _seconds(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a number of seconds") from None
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"{raw} is not a positive, finite number of seconds")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="faceplate-db",
-        description="Migrate and inspect the Faceplate database. Without --url it uses "
-        "FACEPLATE_DATABASE_URL, or the embedded development server when that is unset.",
+        description="Migrate and inspect the Faceplate database. Without --url or --url-file "
+        "it uses FACEPLATE_MIGRATION_DATABASE_URL, then FACEPLATE_DATABASE_URL, or the "
+        "embedded development server when neither is set.",
         epilog="exit codes: 0 ok, 1 failed, 2 usage, 3 migrations pending, "
         "4 database unreachable, 5 models differ from the migrations",
     )
@@ -206,23 +251,45 @@ def _parser() -> argparse.ArgumentParser:
             "fail (exit 5) when the models changed without a migration; no database needed",
         ),
         "downgrade": (_downgrade, "undo the migrations after VERSION"),
+        "grants": (
+            _grants,
+            "print (and with --apply run) the grants of an application role with DML only",
+        ),
     }
     for name, (handler, help_text) in commands.items():
         command = sub.add_parser(name, help=help_text, description=help_text)
         command.set_defaults(handler=handler)
         if name != "check":
-            command.add_argument("--url", help="postgres:// URL (default: FACEPLATE_DATABASE_URL)")
-        if name != "demo":
+            source = command.add_mutually_exclusive_group()
+            source.add_argument(
+                "--url",
+                help="postgres:// URL without a password (a password belongs in the "
+                "environment or in --url-file)",
+            )
+            source.add_argument("--url-file", type=Path, help="a file holding the postgres:// URL")
+        if name in ("upgrade", "status", "check", "downgrade"):
             command.add_argument(
                 "--migrations",
                 type=Path,
                 help="folder of Aerich migrations (default: the package's)",
+            )
+        if name in ("upgrade", "downgrade"):
+            command.add_argument(
+                "--lock-timeout",
+                type=_seconds,
+                default=migrate.DEFAULT_LOCK_TIMEOUT,
+                help="seconds to wait for another deploy's migration (default: %(default)g)",
             )
         if name == "downgrade":
             command.add_argument(
                 "version", type=int, help="the version number to go back to, e.g. 0"
             )
             command.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+        if name == "grants":
+            command.add_argument("--app-role", required=True, help="the application's role")
+            command.add_argument(
+                "--apply", action="store_true", help="run the grants as the migration role"
+            )
     return parser
 
 

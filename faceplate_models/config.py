@@ -6,9 +6,11 @@ Everything else receives a `Settings` (or a `DatabaseTarget`) and never looks at
 
 from __future__ import annotations
 
+import math
 import os
+import ssl
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
@@ -19,16 +21,28 @@ SCHEMA = "faceplate"
 APP = "models"
 MODEL_MODULES = ["faceplate_models.models", "aerich.models"]
 APPLICATION_NAME = "faceplate-models"
-#: The Tortoise engine: Tortoise's asyncpg client with bounded pool waits and one retry.
+#: The Tortoise engine: Tortoise's asyncpg client with the rules of `faceplate_models.engine`.
 ENGINE = "faceplate_models.engine"
 
 DEFAULT_POOL_MIN = 5
 DEFAULT_POOL_MAX = 20
 DEFAULT_POOL_TIMEOUT = 30.0
 DEFAULT_CONNECT_TIMEOUT = 5.0
+DEFAULT_STATEMENT_TIMEOUT = 10.0
+DEFAULT_LOCK_TIMEOUT = 3.0
+DEFAULT_IDLE_IN_TRANSACTION_TIMEOUT = 60.0
+DEFAULT_LONG_STATEMENT_TIMEOUT = 120.0
 DEFAULT_DATA_DIR = ".faceplate"
 
+#: Where the server keeps session state: a direct connection or a session pooler.
+SESSION = "session"
+#: A transaction pooler (PgBouncer pool_mode=transaction, Neon -pooler, Supabase 6543, RDS
+#: Proxy): no startup parameters beyond the basics, no statement outliving a transaction.
+TRANSACTION = "transaction"
+POOL_MODES = (SESSION, TRANSACTION)
+
 _SSL_MODES = {"disable", "allow", "prefer", "require", "verify-ca", "verify-full"}
+_URL_PARAMETERS = {"host", "port", "user", "sslmode", "sslrootcert", "sslcert", "sslkey"}
 
 
 class Secret:
@@ -48,7 +62,11 @@ class Secret:
 
 @dataclass(frozen=True)
 class DatabaseTarget:
-    """Where to connect; `repr` and `describe` never show the password."""
+    """Where to connect; `repr` and `describe` never show the password.
+
+    `ssl` is libpq's sslmode; `sslrootcert` (a CA file, or `system` for the operating
+    system's trust store), `sslcert` and `sslkey` are file paths, as libpq names them.
+    """
 
     host: str
     port: int
@@ -56,6 +74,9 @@ class DatabaseTarget:
     user: str
     password: str | None = field(default=None, repr=False)
     ssl: str | None = None
+    sslrootcert: str | None = None
+    sslcert: str | None = None
+    sslkey: str | None = None
 
     def describe(self) -> str:
         """Name the server for a human: user, host, port and database, never the password."""
@@ -64,7 +85,7 @@ class DatabaseTarget:
 
     def with_database(self, database: str) -> DatabaseTarget:
         """The same server and credentials, another database."""
-        return DatabaseTarget(self.host, self.port, database, self.user, self.password, self.ssl)
+        return replace(self, database=database)
 
     def url(self) -> str:
         """This target as a postgres:// URL (it contains the password: keep it out of logs)."""
@@ -76,8 +97,10 @@ class DatabaseTarget:
         if self.host.startswith("/"):
             query.append("host=" + quote(self.host, safe="/"))
             netloc_host = ""
-        if self.ssl:
-            query.append(f"sslmode={self.ssl}")
+        for name in ("ssl", "sslrootcert", "sslcert", "sslkey"):
+            value = getattr(self, name)
+            if value:
+                query.append(f"{'sslmode' if name == 'ssl' else name}={quote(value, safe='/')}")
         suffix = ("?" + "&".join(query)) if query else ""
         port = f":{self.port}" if netloc_host else ""
         return f"postgres://{auth}@{netloc_host}{port}/{quote(self.database, safe='')}{suffix}"
@@ -88,14 +111,25 @@ class Settings:
     """The package's configuration, read once from the environment by `load_settings`."""
 
     database_url: str | None = field(default=None, repr=False)
+    migration_database_url: str | None = field(default=None, repr=False)
+    pool_mode: str = SESSION
     pool_min: int = DEFAULT_POOL_MIN
     pool_max: int = DEFAULT_POOL_MAX
     pool_timeout: float = DEFAULT_POOL_TIMEOUT
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+    statement_timeout: float = DEFAULT_STATEMENT_TIMEOUT
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT
+    idle_in_transaction_timeout: float = DEFAULT_IDLE_IN_TRANSACTION_TIMEOUT
+    long_statement_timeout: float = DEFAULT_LONG_STATEMENT_TIMEOUT
     data_dir: Path = Path(DEFAULT_DATA_DIR)
     test_database_url: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
+        if self.pool_mode not in POOL_MODES:
+            raise ConfigError(
+                f"FACEPLATE_DB_POOL_MODE must be one of {', '.join(POOL_MODES)}, "
+                f"not {self.pool_mode!r}"
+            )
         if self.pool_min < 0:
             raise ConfigError(f"FACEPLATE_DB_POOL_MIN must be 0 or more, not {self.pool_min}")
         if self.pool_max < 1:
@@ -108,9 +142,21 @@ class Settings:
         for name, value in (
             ("FACEPLATE_DB_POOL_TIMEOUT", self.pool_timeout),
             ("FACEPLATE_DB_CONNECT_TIMEOUT", self.connect_timeout),
+            ("FACEPLATE_DB_STATEMENT_TIMEOUT", self.statement_timeout),
+            ("FACEPLATE_DB_LOCK_TIMEOUT", self.lock_timeout),
+            ("FACEPLATE_DB_IDLE_IN_TRANSACTION_TIMEOUT", self.idle_in_transaction_timeout),
+            ("FACEPLATE_DB_LONG_STATEMENT_TIMEOUT", self.long_statement_timeout),
         ):
-            if not value > 0:
-                raise ConfigError(f"{name} must be a positive number of seconds, not {value}")
+            # Not `value <= 0`: NaN compares false to everything, and inf never ends.
+            if not 0 < value < math.inf:
+                raise ConfigError(
+                    f"{name} must be a positive, finite number of seconds, not {value}"
+                )
+        if self.long_statement_timeout < self.statement_timeout:
+            raise ConfigError(
+                "FACEPLATE_DB_LONG_STATEMENT_TIMEOUT must not be shorter than "
+                "FACEPLATE_DB_STATEMENT_TIMEOUT"
+            )
 
 
 def _number(env: Mapping[str, str], name: str, default: float, kind: type[Any]) -> Any:
@@ -127,13 +173,26 @@ def _number(env: Mapping[str, str], name: str, default: float, kind: type[Any]) 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Read the FACEPLATE_* variables; `env` defaults to the process environment."""
     env = os.environ if env is None else env
+
+    def seconds(name: str, default: float) -> float:
+        value: float = _number(env, name, default, float)
+        return value
+
     return Settings(
         database_url=env.get("FACEPLATE_DATABASE_URL") or None,
+        migration_database_url=env.get("FACEPLATE_MIGRATION_DATABASE_URL") or None,
+        pool_mode=(env.get("FACEPLATE_DB_POOL_MODE") or SESSION).strip().lower(),
         pool_min=_number(env, "FACEPLATE_DB_POOL_MIN", DEFAULT_POOL_MIN, int),
         pool_max=_number(env, "FACEPLATE_DB_POOL_MAX", DEFAULT_POOL_MAX, int),
-        pool_timeout=_number(env, "FACEPLATE_DB_POOL_TIMEOUT", DEFAULT_POOL_TIMEOUT, float),
-        connect_timeout=_number(
-            env, "FACEPLATE_DB_CONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT, float
+        pool_timeout=seconds("FACEPLATE_DB_POOL_TIMEOUT", DEFAULT_POOL_TIMEOUT),
+        connect_timeout=seconds("FACEPLATE_DB_CONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT),
+        statement_timeout=seconds("FACEPLATE_DB_STATEMENT_TIMEOUT", DEFAULT_STATEMENT_TIMEOUT),
+        lock_timeout=seconds("FACEPLATE_DB_LOCK_TIMEOUT", DEFAULT_LOCK_TIMEOUT),
+        idle_in_transaction_timeout=seconds(
+            "FACEPLATE_DB_IDLE_IN_TRANSACTION_TIMEOUT", DEFAULT_IDLE_IN_TRANSACTION_TIMEOUT
+        ),
+        long_statement_timeout=seconds(
+            "FACEPLATE_DB_LONG_STATEMENT_TIMEOUT", DEFAULT_LONG_STATEMENT_TIMEOUT
         ),
         data_dir=Path(env.get("FACEPLATE_DATA_DIR") or DEFAULT_DATA_DIR),
         test_database_url=env.get("FACEPLATE_TEST_DATABASE_URL") or None,
@@ -143,6 +202,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
 def parse_database_url(url: str, *, variable: str = "FACEPLATE_DATABASE_URL") -> DatabaseTarget:
     """Parse `postgres://user:password@host:port/dbname` (a `?host=` socket directory is allowed).
 
+    The query may also carry libpq's `sslmode`, `sslrootcert`, `sslcert` and `sslkey`.
     Error messages name the variable and the part that is wrong, never the URL itself,
     which holds the password.
     """
@@ -153,7 +213,7 @@ def parse_database_url(url: str, *, variable: str = "FACEPLATE_DATABASE_URL") ->
             f"not {parts.scheme + '://' if parts.scheme else 'no scheme'}"
         )
     query = dict(parse_qsl(parts.query, keep_blank_values=True))
-    unknown = sorted(set(query) - {"host", "port", "sslmode", "user"})
+    unknown = sorted(set(query) - _URL_PARAMETERS)
     if unknown:
         raise ConfigError(f"{variable} has unsupported query parameters: {', '.join(unknown)}")
     try:
@@ -175,20 +235,70 @@ def parse_database_url(url: str, *, variable: str = "FACEPLATE_DATABASE_URL") ->
     user = unquote(parts.username or "") or query.get("user", "")
     if not user:
         raise ConfigError(f"{variable} names no user (postgres://USER:password@host:port/dbname)")
-    ssl = query.get("sslmode")
-    if ssl is not None and ssl not in _SSL_MODES:
-        raise ConfigError(f"{variable} has sslmode={ssl!r}; use one of {sorted(_SSL_MODES)}")
+    mode = query.get("sslmode")
+    if mode is not None and mode not in _SSL_MODES:
+        raise ConfigError(f"{variable} has sslmode={mode!r}; use one of {sorted(_SSL_MODES)}")
+    files = {name: query.get(name) or None for name in ("sslrootcert", "sslcert", "sslkey")}
+    if (files["sslcert"] is None) != (files["sslkey"] is None):
+        raise ConfigError(f"{variable} must name both sslcert and sslkey, or neither")
+    if any(files.values()) and mode not in ("require", "verify-ca", "verify-full"):
+        raise ConfigError(
+            f"{variable} names certificate files but sslmode is {mode or 'unset'}; "
+            "use sslmode=verify-full (or verify-ca, or require)"
+        )
     password = unquote(parts.password) if parts.password else None
-    return DatabaseTarget(host, port, database, user, password, ssl)
+    return DatabaseTarget(host, port, database, user, password, mode, **files)
 
 
-def tortoise_config(target: DatabaseTarget, settings: Settings) -> dict[str, Any]:
+def ssl_context(target: DatabaseTarget) -> ssl.SSLContext | str | None:
+    """What asyncpg's `ssl` argument takes for `target`, with libpq's meaning of each part.
+
+    Without certificate files the sslmode goes to asyncpg as it is (it then reads
+    PGSSLROOTCERT or ~/.postgresql/root.crt as libpq does). With them, a context is built
+    here: verify-full checks the chain and the host name, verify-ca the chain only, and
+    require with a root certificate behaves as verify-ca, as in libpq. TLS is never
+    downgraded: a server without it, or with a certificate that fails, is refused.
+    """
+    if target.sslrootcert is None and target.sslcert is None:
+        return target.ssl
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        if target.sslrootcert == "system":
+            context.load_default_certs()
+        elif target.sslrootcert is not None:
+            context.load_verify_locations(cafile=target.sslrootcert)
+        if target.sslcert is not None:
+            context.load_cert_chain(target.sslcert, target.sslkey)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(
+            f"the TLS files of {target.describe()} cannot be used ({exc}); check sslrootcert, "
+            "sslcert and sslkey"
+        ) from None
+    context.check_hostname = target.ssl == "verify-full"
+    verifying = target.ssl != "require" or target.sslrootcert is not None
+    context.verify_mode = ssl.CERT_REQUIRED if verifying else ssl.CERT_NONE
+    return context
+
+
+def _milliseconds(seconds: float) -> str:
+    return str(max(1, round(seconds * 1000)))
+
+
+def tortoise_config(
+    target: DatabaseTarget, settings: Settings, *, migrating: bool = False
+) -> dict[str, Any]:
     """The dict that `Tortoise.init` and Aerich read.
 
     It is built as a dict rather than a URL because Tortoise casts URL query values with
-    `bool()` (`?ssl=false` would turn TLS on) and because `schema` must reach every
-    connection, Aerich's included: later migrations use bare table names.
+    `bool()` (`?ssl=false` would turn TLS on). In session mode the server applies the time
+    bounds from the first statement on (startup parameters) and `search_path` is the
+    schema; a transaction pooler rejects both, so then every statement is schema-qualified,
+    asyncpg keeps no named prepared statement, and the engine bounds transactions itself.
+    Migrations (`migrating=True`) always run in session mode, on the direct connection,
+    without the time bounds meant for requests: later migrations use bare table names.
     """
+    pooled = settings.pool_mode == TRANSACTION and not migrating
     credentials: dict[str, Any] = {
         "host": target.host,
         "port": target.port,
@@ -196,15 +306,33 @@ def tortoise_config(target: DatabaseTarget, settings: Settings) -> dict[str, Any
         # Tortoise's debug log of the config keeps the first third of a string password.
         "password": Secret(target.password) if target.password else None,
         "database": target.database,
-        "schema": SCHEMA,
         "minsize": settings.pool_min,
         "maxsize": settings.pool_max,
         "timeout": settings.connect_timeout,
+        "application_name": APPLICATION_NAME + (" migrate" if migrating else ""),
+        # Read by the engine, not passed to asyncpg:
         "pool_timeout": settings.pool_timeout,
-        "application_name": APPLICATION_NAME,
+        "pool_mode": TRANSACTION if pooled else SESSION,
+        "statement_timeout": 0 if migrating else settings.statement_timeout,
+        "long_statement_timeout": 0 if migrating else settings.long_statement_timeout,
+        "lock_timeout": 0 if migrating else settings.lock_timeout,
+        "idle_in_transaction_timeout": 0 if migrating else settings.idle_in_transaction_timeout,
     }
-    if target.ssl is not None:
-        credentials["ssl"] = target.ssl
+    if pooled:
+        credentials["statement_cache_size"] = 0
+    else:
+        credentials["schema"] = SCHEMA
+        if not migrating:
+            credentials["server_settings"] = {
+                "statement_timeout": _milliseconds(settings.statement_timeout),
+                "lock_timeout": _milliseconds(settings.lock_timeout),
+                "idle_in_transaction_session_timeout": _milliseconds(
+                    settings.idle_in_transaction_timeout
+                ),
+            }
+    tls = ssl_context(target)
+    if tls is not None:
+        credentials["ssl"] = tls
     return {
         "connections": {"default": {"engine": ENGINE, "credentials": credentials}},
         "apps": {APP: {"models": list(MODEL_MODULES), "default_connection": "default"}},

@@ -1,4 +1,10 @@
-"""The database lifecycle: connect (and probe) at startup, migrate, close."""
+"""The database lifecycle: connect (and probe) at startup, migrate, report, close.
+
+One event loop owns the package's pool at a time: asyncpg's connections belong to the loop
+that opened them. `init_db` from a second thread whose loop is running while the first
+one's is too raises `ConfigError` saying so; once the first loop has stopped (a script
+that ran `asyncio.run` twice), a new `init_db` takes over.
+"""
 
 from __future__ import annotations
 
@@ -8,25 +14,29 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from typing import Any
 
+import tortoise.context
 from tortoise import Tortoise, connections
 from tortoise.context import get_current_context
 from tortoise.exceptions import BaseORMException
 
 from faceplate_models.config import (
+    TRANSACTION,
     DatabaseTarget,
     Settings,
     load_settings,
     parse_database_url,
     tortoise_config,
 )
-from faceplate_models.engine import FaceplateClient, describe_connect_error
-from faceplate_models.errors import DatabaseUnavailable
+from faceplate_models.engine import FaceplateClient, PoolStats, current, describe_connect_error
+from faceplate_models.errors import ConfigError, DatabaseUnavailable, FaceplateError
 
 log = logging.getLogger(__name__)
 
 # The probe gives up a little before the connect timeout so that the error is in the
 # caller's hands within it, not a few milliseconds after.
 _PROBE_SHARE = 0.9
+# The event loop that owns the pool (see the module's docstring).
+_owner: asyncio.AbstractEventLoop | None = None
 
 
 def resolve_target(settings: Settings, url: str | None = None) -> DatabaseTarget:
@@ -40,12 +50,49 @@ def resolve_target(settings: Settings, url: str | None = None) -> DatabaseTarget
     return embedded_target(settings.data_dir)
 
 
+def resolve_migration_target(settings: Settings, url: str | None = None) -> DatabaseTarget:
+    """The database migrations run on: FACEPLATE_MIGRATION_DATABASE_URL, else as `resolve_target`.
+
+    Behind a transaction pooler there must be a direct URL: the migration lock, the
+    version table and Aerich's bare table names all need a session of their own.
+    """
+    if settings.migration_database_url is not None:
+        return parse_database_url(
+            settings.migration_database_url, variable="FACEPLATE_MIGRATION_DATABASE_URL"
+        )
+    if settings.pool_mode == TRANSACTION:
+        raise ConfigError(
+            "FACEPLATE_DB_POOL_MODE=transaction means FACEPLATE_DATABASE_URL is a transaction "
+            "pooler, which cannot run migrations (their lock and search_path need a session "
+            "of their own): set FACEPLATE_MIGRATION_DATABASE_URL to a direct connection"
+        )
+    return resolve_target(settings, url)
+
+
 def resolve_tortoise_config(
-    url: str | None = None, settings: Settings | None = None
+    url: str | None = None, settings: Settings | None = None, *, migrating: bool = False
 ) -> dict[str, Any]:
     """The Tortoise/Aerich config for `url`, the environment, or the embedded server."""
     settings = settings or load_settings()
+    if migrating:
+        return tortoise_config(resolve_migration_target(settings, url), settings, migrating=True)
     return tortoise_config(resolve_target(settings, url), settings)
+
+
+def _claim_loop() -> None:
+    global _owner
+    loop = asyncio.get_running_loop()
+    if _owner is not None and _owner is not loop:
+        if _owner.is_running():
+            raise ConfigError(
+                "init_db() already runs in another thread's event loop: the pool's "
+                "connections belong to that loop, so one process serves the database from "
+                "one loop. Share that loop (asyncio.run_coroutine_threadsafe), or call "
+                "close_db() there first"
+            )
+        # That loop has stopped and cannot close its pool: forget it, and its global context.
+        tortoise.context._global_context = None
+    _owner = loop
 
 
 async def init_db(
@@ -55,11 +102,13 @@ async def init_db(
 
     Raises `DatabaseUnavailable` within the connect timeout when the server cannot be
     reached, naming host, port and database but never the password. With `migrate=True`,
-    pending migrations are applied before it returns.
+    pending migrations are applied (on FACEPLATE_MIGRATION_DATABASE_URL when it is set)
+    before it returns.
     """
     settings = settings or load_settings()
     target = resolve_target(settings, url)
     config = tortoise_config(target, settings)
+    _claim_loop()
     if Tortoise.is_inited():
         await close_db()
     try:
@@ -68,8 +117,8 @@ async def init_db(
             # Tortoise connects lazily; the probe opens the pool, so a bad address fails
             # here, at startup, rather than on a user's first request.
             client: FaceplateClient = connections.get("default")
-            await client.probe()
-    except DatabaseUnavailable:
+            unbounded = await client.probe()
+    except FaceplateError:
         await close_db()
         raise
     except (TimeoutError, BaseORMException) as exc:
@@ -78,22 +127,36 @@ async def init_db(
             f"cannot reach {target.describe()}: {describe_connect_error(exc)}"
         ) from exc
     log.info("connected to %s", target.describe())
+    if unbounded:
+        log.warning(
+            "through the transaction pooler, the server applies no %s to single statements "
+            "(they cannot be startup parameters there); set them on the role, as "
+            "`faceplate-db grants` prints",
+            " or ".join(unbounded),
+        )
     if migrate:
         from faceplate_models.migrate import upgrade
 
-        for name in await upgrade(config):
+        migration = tortoise_config(
+            resolve_migration_target(settings, url), settings, migrating=True
+        )
+        for name in await upgrade(migration):
             log.info("applied migration %s", name)
 
 
 async def close_db() -> None:
     """Close the pool and forget the configuration; safe to call when nothing is open."""
+    global _owner
     context = get_current_context()
     if context is None or not context.inited:
         return
+    if _owner is not None and _owner is not asyncio.get_running_loop() and _owner.is_running():
+        raise ConfigError("close_db() must run in the event loop that called init_db()")
     # __aexit__ closes the pool and marks the context uninitialised; its last step, resetting
     # the context variable, fails harmlessly when init_db ran in another task.
     with suppress(ValueError):
         await context.__aexit__(None, None, None)
+    _owner = None
 
 
 @asynccontextmanager
@@ -106,3 +169,10 @@ async def database(
         yield
     finally:
         await close_db()
+
+
+def pool_stats() -> PoolStats:
+    """The pool's size, idle, in-use and waiting counts, and the connection layer's counters
+    (retries, pool timeouts, statement and lock timeouts, silent connections) since init_db."""
+    client = current()
+    return (client if isinstance(client, FaceplateClient) else client._root).pool_stats()

@@ -1,4 +1,8 @@
-"""Every error the package raises on purpose; callers catch `FaceplateError`."""
+"""Every error the package raises on purpose; callers catch `FaceplateError`.
+
+An error raised for something the server reported carries its SQLSTATE as `.sqlstate` and
+the driver's exception as `__cause__`; the kinds a caller acts on have classes of their own.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,17 @@ from __future__ import annotations
 class FaceplateError(Exception):
     """Base of every error faceplate-models raises on purpose."""
 
+    #: The server's SQLSTATE when the server reported the error, else None.
+    sqlstate: str | None = None
+
+    def __init__(self, message: str = "", *, sqlstate: str | None = None) -> None:
+        super().__init__(message)
+        if sqlstate is not None:
+            self.sqlstate = sqlstate
+
 
 class ConfigError(FaceplateError):
-    """The configuration is missing or malformed; nothing was connected."""
+    """The configuration or the lifecycle is wrong (no URL, a bad setting, no init_db())."""
 
 
 class DatabaseUnavailable(FaceplateError):
@@ -25,6 +37,26 @@ class ConnectionLost(DatabaseUnavailable):
 
 class DatabaseError(FaceplateError):
     """The database refused or failed a statement for a reason other than the connection."""
+
+
+class SerializationFailure(DatabaseError):
+    """A concurrent transaction changed what this one read (SQLSTATE 40001); retry it whole."""
+
+
+class DeadlockDetected(DatabaseError):
+    """The server broke a lock cycle by aborting this transaction (SQLSTATE 40P01)."""
+
+
+class LockTimeout(DatabaseError):
+    """A row or table lock held by another session was not released in time (SQLSTATE 55P03)."""
+
+
+class QueryCanceled(DatabaseError):
+    """The server cancelled the statement (SQLSTATE 57014)."""
+
+
+class StatementTimeout(QueryCanceled):
+    """The statement ran longer than the statement timeout and the server cancelled it."""
 
 
 class MigrationError(FaceplateError):
@@ -54,9 +86,14 @@ __all__ = [
     "ConnectionLost",
     "DatabaseError",
     "DatabaseUnavailable",
+    "DeadlockDetected",
     "FaceplateError",
+    "LockTimeout",
     "MigrationError",
     "NotFound",
     "PoolTimeout",
+    "QueryCanceled",
+    "SerializationFailure",
+    "StatementTimeout",
     "ValidationError",
 ]

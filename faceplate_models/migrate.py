@@ -1,33 +1,51 @@
-"""Deploy-safe migrations: Aerich's version files, applied under a PostgreSQL advisory lock.
+"""Deploy-safe migrations: Aerich's version files, applied one transaction each under a lock.
 
 Aerich alone has no lock (two replicas apply the same migration twice) and, when it
-cannot see its version table, re-applies history from the first file. Every path here
-takes a session-level advisory lock first and refuses to guess about a schema whose
-version table is missing.
+cannot see its version table, re-applies history from the first file. Here every
+migration's transaction first takes a transaction-scoped advisory lock, which ends with
+the transaction whatever sits between the client and the server (a session lock taken
+through a transaction pooler can outlive every client), waiting at most the lock timeout;
+it then checks again that the migration is still pending. A schema whose version table
+is missing is refused rather than rebuilt.
+
+Aerich runs in a task of its own with an empty context: its `Tortoise.init` would
+otherwise re-initialise, and close, the application's connections.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import shutil
 import tempfile
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 from aerich import Command
 from aerich.migrate import Migrate
+from aerich.models import Aerich
+from aerich.utils import import_py_module
 from tortoise import Tortoise
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.transactions import in_transaction
 
 from faceplate_models.config import APP, SCHEMA, DatabaseTarget
 from faceplate_models.engine import describe_connect_error
-from faceplate_models.errors import DatabaseUnavailable, MigrationError
+from faceplate_models.errors import ConfigError, DatabaseUnavailable, MigrationError
+from faceplate_models.models import MODELS
+
+T = TypeVar("T")
 
 # Any constant works as long as every deploy of this package uses the same one.
 ADVISORY_LOCK_KEY = 0x66616365_706C6174  # "faceplat"
 VERSION_TABLE = f"{SCHEMA}.aerich"
+#: Seconds a migration waits for another deploy's migration before giving up.
+DEFAULT_LOCK_TIMEOUT = 60.0
+#: The tables the application role reads and writes (Aerich's version table is not one).
+APP_TABLES = [model._meta.db_table for model in MODELS]
 
 
 @dataclass(frozen=True)
@@ -54,49 +72,45 @@ def migrations_location() -> Path:
 
 def version_files(location: Path | None = None) -> list[str]:
     """The version files in order, as Aerich names them (`0_..._init.py`, ...)."""
-    folder = Migrate.get_migration_dir(str(location or migrations_location()), APP)
+    folder = Path(Migrate.get_migration_dir(str(location or migrations_location()), APP))
+    if not folder.is_dir():
+        raise MigrationError(f"there is no migrations folder at {folder}")
     numbered = [p.name for p in folder.glob("*.py") if p.name.split("_", 1)[0].isdigit()]
     return sorted(numbered, key=lambda name: int(name.split("_", 1)[0]))
 
 
-def _connect_kwargs(config: dict[str, Any]) -> dict[str, Any]:
-    credentials = config["connections"]["default"]["credentials"]
-    kwargs = {
-        key: credentials[key]
-        for key in ("host", "port", "user", "password", "database", "timeout", "ssl")
-        if credentials.get(key) is not None
-    }
-    kwargs["server_settings"] = {
-        "search_path": SCHEMA,
-        "application_name": f"{credentials.get('application_name', 'faceplate')} migrate",
-    }
-    return kwargs
+def _isolated(work: Coroutine[Any, Any, T]) -> Awaitable[T]:
+    """Run `work` in a task whose Tortoise state starts empty and stays its own."""
+    return asyncio.create_task(work, context=contextvars.Context())
+
+
+def _target(config: dict[str, Any]) -> DatabaseTarget:
+    c = config["connections"]["default"]["credentials"]
+    return DatabaseTarget(c["host"], c["port"], c["database"], c["user"])
 
 
 async def _connect(config: dict[str, Any]) -> asyncpg.Connection:
     """A connection of its own, outside the pool, with `search_path` set to the schema."""
-    kwargs = _connect_kwargs(config)
+    credentials = config["connections"]["default"]["credentials"]
+    password = credentials.get("password")
+    kwargs = {
+        key: credentials[key]
+        for key in ("host", "port", "user", "database", "timeout", "ssl")
+        if credentials.get(key) is not None
+    }
     try:
-        return await asyncpg.connect(**kwargs)
+        return await asyncpg.connect(
+            **kwargs,
+            password=password() if callable(password) else password,
+            server_settings={
+                "search_path": SCHEMA,
+                "application_name": credentials["application_name"],
+            },
+        )
     except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-        where = DatabaseTarget(kwargs["host"], kwargs["port"], kwargs["database"], kwargs["user"])
         raise DatabaseUnavailable(
-            f"cannot reach {where.describe()}: {describe_connect_error(exc)}"
+            f"cannot reach {_target(config).describe()}: {describe_connect_error(exc)}"
         ) from exc
-
-
-@asynccontextmanager
-async def _locked(config: dict[str, Any]) -> AsyncIterator[asyncpg.Connection]:
-    """Hold the migration advisory lock on a connection of its own, outside the pool."""
-    conn = await _connect(config)
-    try:
-        await conn.execute("SELECT pg_advisory_lock($1)", ADVISORY_LOCK_KEY)
-        try:
-            yield conn
-        finally:
-            await conn.execute("SELECT pg_advisory_unlock($1)", ADVISORY_LOCK_KEY)
-    finally:
-        await conn.close()
 
 
 async def _applied(conn: asyncpg.Connection) -> list[str] | None:
@@ -135,20 +149,23 @@ async def _guard(conn: asyncpg.Connection) -> list[str]:
     return applied or []
 
 
-async def read_status(config: dict[str, Any], location: Path | None = None) -> MigrationStatus:
-    """Applied and pending migrations, read without the lock and without changing anything."""
+async def _guarded(config: dict[str, Any]) -> list[str]:
     conn = await _connect(config)
     try:
-        applied = await _guard(conn)
+        return await _guard(conn)
     finally:
         await conn.close()
-    pending = [v for v in version_files(location) if v not in applied]
-    return MigrationStatus(applied=applied, pending=pending)
+
+
+async def read_status(config: dict[str, Any], location: Path | None = None) -> MigrationStatus:
+    """Applied and pending migrations, read without the lock and without changing anything."""
+    files = version_files(location)
+    applied = await _guarded(config)
+    return MigrationStatus(applied=applied, pending=[v for v in files if v not in applied])
 
 
 async def _command(config: dict[str, Any], location: Path | None) -> Command:
-    if not Tortoise.is_inited():
-        await Tortoise.init(config=config, _enable_global_fallback=True)
+    await Tortoise.init(config=config)
     command = Command(
         tortoise_config=config, app=APP, location=str(location or migrations_location())
     )
@@ -156,47 +173,202 @@ async def _command(config: dict[str, Any], location: Path | None) -> Command:
     return command
 
 
-async def upgrade(config: dict[str, Any], location: Path | None = None) -> list[str]:
+async def _holder(config: dict[str, Any]) -> str:
+    """Who holds the migration lock, for the error of a migration that waited in vain."""
+    conn = await _connect(config)
+    try:
+        row = await conn.fetchrow(
+            """SELECT a.pid, a.application_name, a.usename, a.client_addr, a.state,
+                      date_trunc('second', now() - a.xact_start) AS held_for
+               FROM pg_locks l JOIN pg_stat_activity a USING (pid)
+               WHERE l.locktype = 'advisory' AND l.granted
+                 AND l.classid = $1 AND l.objid = $2 AND l.objsubid = 1""",
+            ADVISORY_LOCK_KEY >> 32,
+            ADVISORY_LOCK_KEY & 0xFFFFFFFF,
+        )
+    finally:
+        await conn.close()
+    if row is None:
+        return "a session that has since let it go"
+    return (
+        f"backend pid {row['pid']} ({row['application_name'] or 'no application name'}, user "
+        f"{row['usename']}, from {row['client_addr'] or 'a local socket'}, {row['state']}, "
+        f"in its transaction for {row['held_for']})"
+    )
+
+
+async def _take_lock(tx: BaseDBAsyncClient, lock_timeout: float) -> None:
+    """The migration lock for this transaction, waiting at most `lock_timeout` seconds."""
+    await tx.execute_script(f"SET LOCAL lock_timeout = {round(lock_timeout * 1000)}")
+    await tx.execute_query("SELECT pg_advisory_xact_lock($1)", [ADVISORY_LOCK_KEY])
+    # The migration's own statements wait for their table locks as they would have.
+    await tx.execute_script("SET LOCAL lock_timeout TO DEFAULT")
+
+
+async def _still_applied(tx: BaseDBAsyncClient, version: str) -> bool:
+    table = await tx.execute_query_dict("SELECT to_regclass($1) IS NOT NULL AS t", [VERSION_TABLE])
+    if not table[0]["t"]:  # before the first migration: a name PostgreSQL cannot even parse
+        return False
+    rows = await tx.execute_query_dict(
+        f"SELECT 1 FROM {VERSION_TABLE} WHERE app = $1 AND version = $2", [APP, version]
+    )
+    return bool(rows)
+
+
+async def _locked_steps(
+    config: dict[str, Any], lock_timeout: float, steps: list[tuple[str, Any]], *, undo: bool
+) -> list[str]:
+    """Run each (version, step) in a transaction of its own under the migration lock,
+    skipping a version another deploy has meanwhile applied (or undone)."""
+    done: list[str] = []
+    version = "?"
+    try:
+        for version, step in steps:
+            async with in_transaction() as tx:
+                await _take_lock(tx, lock_timeout)
+                if await _still_applied(tx, version) is not undo:
+                    continue
+                await step(tx)
+            done.append(version)
+    except asyncpg.LockNotAvailableError as exc:
+        raise MigrationError(
+            f"waited {lock_timeout:g} s for the migration lock (--lock-timeout) and it is "
+            f"still held, by {await _holder(config)}; nothing more was changed"
+        ) from exc
+    except Exception as exc:
+        raise MigrationError(
+            f"migration {version} failed and was rolled back; the schema and the version "
+            f"table are as they were before it ({type(exc).__name__}: {exc})"
+            + (f"; applied before it: {', '.join(done)}" if done else "")
+        ) from exc
+    return done
+
+
+async def upgrade(
+    config: dict[str, Any],
+    location: Path | None = None,
+    *,
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+) -> list[str]:
     """Apply every pending migration, each in its own transaction; return the applied names.
 
-    Concurrent callers queue on the advisory lock; the ones that get it after the first
-    find nothing left to do.
+    Concurrent callers queue on the lock; the ones that get it after the first find
+    nothing left to do. `config` must be a migration config (`migrating=True`).
     """
-    async with _locked(config) as conn:
-        await _guard(conn)
+    files = version_files(location)
+    await _guarded(config)
+
+    async def work() -> list[str]:
         command = await _command(config, location)
         try:
-            return list(await command.upgrade(run_in_transaction=True))
-        except Exception as exc:
-            done = await _applied(conn) or []
-            failed = next((v for v in version_files(location) if v not in done), "?")
-            raise MigrationError(
-                f"migration {failed} failed and was rolled back; the schema and the version "
-                f"table are as they were before it ({type(exc).__name__}: {exc})"
-            ) from exc
+            modules = {m.name + ".py": m for m in Migrate.get_all_version_modules()}
+
+            def step(version: str) -> Any:
+                module = import_py_module(modules[version])
+                if not getattr(module, "RUN_IN_TRANSACTION", True):
+                    raise ConfigError(
+                        f"{version} asks to run outside a transaction, which the migration "
+                        "lock needs; split it, or run it with plain `aerich upgrade`"
+                    )
+                return lambda tx: command._upgrade(tx, version, False, modules[version])
+
+            return await _locked_steps(
+                config, lock_timeout, [(v, step(v)) for v in files], undo=False
+            )
+        finally:
+            await Tortoise.close_connections()
+
+    return await _isolated(work())
 
 
 async def downgrade(
-    config: dict[str, Any], version: int, location: Path | None = None
+    config: dict[str, Any],
+    version: int,
+    location: Path | None = None,
+    *,
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
 ) -> list[str]:
     """Undo every migration after `version` (the number before the first underscore)."""
-    async with _locked(config) as conn:
-        applied = await _guard(conn)
-        numbers = [int(v.split("_", 1)[0]) for v in applied]
-        if version not in numbers:
-            raise MigrationError(
-                f"version {version} is not applied (applied: {', '.join(applied) or 'none'})"
-            )
-        if version == numbers[-1]:
-            return []
-        command = await _command(config, location)
-        target = applied[numbers.index(version) + 1]
+    applied = await _guarded(config)
+    numbers = [int(v.split("_", 1)[0]) for v in applied]
+    if version not in numbers:
+        raise MigrationError(
+            f"version {version} is not applied (applied: {', '.join(applied) or 'none'})"
+        )
+    newer = applied[numbers.index(version) + 1 :][::-1]
+
+    async def work() -> list[str]:
+        await _command(config, location)
         try:
-            return list(await command.downgrade(int(target.split("_", 1)[0]), delete=False))
-        except Exception as exc:
-            raise MigrationError(
-                f"downgrade to {version} failed and was rolled back ({type(exc).__name__}: {exc})"
-            ) from exc
+            modules = {m.name + ".py": m for m in Migrate.get_all_version_modules()}
+
+            def step(name: str) -> Any:
+                module = import_py_module(modules[name])
+
+                async def undo(tx: BaseDBAsyncClient) -> None:
+                    sql = await module.downgrade(tx)
+                    if not sql.strip():
+                        raise MigrationError(f"{name} has no downgrade")
+                    await tx.execute_script(sql)
+                    await Aerich.filter(app=APP, version=name).using_db(tx).delete()
+
+                return undo
+
+            return await _locked_steps(
+                config, lock_timeout, [(v, step(v)) for v in newer], undo=True
+            )
+        finally:
+            await Tortoise.close_connections()
+
+    return await _isolated(work())
+
+
+def _role(name: str) -> str:
+    if not name or len(name) > 63 or "\x00" in name:
+        raise ConfigError(f"--app-role must be a role name of 1 to 63 characters, not {name!r}")
+    return '"' + name.replace('"', '""') + '"'
+
+
+def grants(owner: str, app_role: str) -> list[str]:
+    """The statements that give `app_role` DML on the package's tables and nothing else.
+
+    `owner` is the role that runs migrations: the default privileges make the tables it
+    creates later readable and writable by `app_role` too.
+    """
+    app, by = _role(app_role), _role(owner)
+    tables = ", ".join(f'"{SCHEMA}"."{table}"' for table in APP_TABLES)
+    return [
+        f'GRANT USAGE ON SCHEMA "{SCHEMA}" TO {app}',
+        f"GRANT SELECT, INSERT, UPDATE, DELETE ON {tables} TO {app}",
+        f'ALTER DEFAULT PRIVILEGES FOR ROLE {by} IN SCHEMA "{SCHEMA}" '
+        f"GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {app}",
+    ]
+
+
+def role_bounds(app_role: str, settings: Any) -> list[str]:
+    """The time bounds as the role's defaults: what a transaction pooler cannot send."""
+    app = _role(app_role)
+    return [
+        f"ALTER ROLE {app} SET {name} = {round(seconds * 1000)}"
+        for name, seconds in (
+            ("statement_timeout", settings.statement_timeout),
+            ("lock_timeout", settings.lock_timeout),
+            ("idle_in_transaction_session_timeout", settings.idle_in_transaction_timeout),
+        )
+    ]
+
+
+async def apply_grants(config: dict[str, Any], statements: list[str]) -> None:
+    """Run `statements` in one transaction as the migration role."""
+    conn = await _connect(config)
+    try:
+        async with conn.transaction():
+            for statement in statements:
+                await conn.execute(statement)
+    except asyncpg.PostgresError as exc:
+        raise MigrationError(f"the grants were refused ({exc}); nothing was changed") from exc
+    finally:
+        await conn.close()
 
 
 async def pending_model_changes(config: dict[str, Any], location: Path | None = None) -> str:
@@ -206,6 +378,7 @@ async def pending_model_changes(config: dict[str, Any], location: Path | None = 
     migrations folder: no database is touched and no file of the project is written.
     """
     source = location or migrations_location()
+    version_files(source)  # a missing folder is an error, not "in sync"
     # Aerich keeps its operator lists on the class; start every comparison from empty.
     for name in (
         "upgrade_operators",
@@ -216,14 +389,20 @@ async def pending_model_changes(config: dict[str, Any], location: Path | None = 
         "_downgrade_m2m",
     ):
         setattr(Migrate, name, [])
-    with tempfile.TemporaryDirectory(prefix="faceplate-check-") as scratch:
-        shutil.copytree(source, scratch, dirs_exist_ok=True)
-        if not Tortoise.is_inited():
+
+    async def work() -> str:
+        with tempfile.TemporaryDirectory(prefix="faceplate-check-") as scratch:
+            shutil.copytree(source, scratch, dirs_exist_ok=True)
             await Tortoise.init(config=config)
-        command = Command(tortoise_config=config, app=APP, location=scratch)
-        await command.init(offline=True)
-        created = await command.migrate(name="check", no_input=True, offline=True)
-        if not created:
-            return ""
-        module = Migrate.get_migration_info_for_file(created)
-        return str(await module.upgrade(None)).strip()  # type: ignore[arg-type]
+            try:
+                command = Command(tortoise_config=config, app=APP, location=scratch)
+                await command.init(offline=True)
+                created = await command.migrate(name="check", no_input=True, offline=True)
+                if not created:
+                    return ""
+                module = Migrate.get_migration_info_for_file(created)
+                return str(await module.upgrade(None)).strip()  # type: ignore[arg-type]
+            finally:
+                await Tortoise.close_connections()
+
+    return await _isolated(work())

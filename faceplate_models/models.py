@@ -5,6 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
+from aerich.models import Aerich
 from tortoise import fields
 from tortoise.functions import Lower
 from tortoise.indexes import Index
@@ -22,6 +23,7 @@ SUBJECT_MAX = 255
 TITLE_MAX = 200
 MCP_NAME_MAX = 100
 TASK_TITLE_MAX = 500
+TOOL_CALL_ID_MAX = 256
 
 
 class Role(StrEnum):
@@ -38,6 +40,15 @@ class UniqueIndex(Index):
 
     def get_sql(self, schema_generator: BaseSchemaGenerator, model: type[Model], safe: bool) -> str:
         return super().get_sql(schema_generator, model, safe).replace("INDEX", "UNIQUE INDEX", 1)
+
+
+class WhereIndex(Index):
+    """An index over the rows a condition selects, which Tortoise's `PartialIndex` (equalities
+    only) cannot say."""
+
+    def __init__(self, *, fields: tuple[str, ...], name: str, where: str) -> None:
+        super().__init__(fields=fields, name=name)
+        self.extra = f" WHERE {where}"
 
 
 class User(Model):
@@ -75,6 +86,7 @@ class Conversation(Model):
     updated_at = fields.DatetimeField(auto_now=True)
 
     messages: fields.ReverseRelation[Message]
+    tool_calls: fields.ReverseRelation[ToolCall]
     if TYPE_CHECKING:
         user_id: Any
 
@@ -103,6 +115,7 @@ class Message(Model):
     tool_calls: Any = fields.JSONField(null=True)
     tool_results: Any = fields.JSONField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
+    turn_id = fields.UUIDField(null=True, description="the append_turn call that stored it")
 
     if TYPE_CHECKING:
         conversation_id: Any
@@ -110,13 +123,54 @@ class Message(Model):
     class Meta:
         schema = SCHEMA
         table = "messages"
-        # A conversation's history in order, read backwards from a cursor; serves the FK too.
         indexes = (
+            # A conversation's history in order, read from a cursor; serves the FK too.
             Index(fields=("conversation_id", "created_at", "id"), name="idx_messages_history"),
+            # A repeated append_turn finds its first call's messages; only turns are indexed.
+            WhereIndex(
+                fields=("conversation_id", "turn_id"),
+                name="idx_messages_turn",
+                where='"turn_id" IS NOT NULL',
+            ),
         )
 
     def __str__(self) -> str:
         return f"{self.role}: {self.content or '(tool calls)'}"
+
+
+class ToolCall(Model):
+    """A tool call of an assistant message, and the tool message that answered it, if any."""
+
+    id = fields.UUIDField(primary_key=True, default=uuid7)
+    conversation: fields.ForeignKeyRelation[Conversation] = fields.ForeignKeyField(
+        "models.Conversation", related_name="tool_calls", on_delete=fields.CASCADE
+    )
+    call_id = fields.CharField(max_length=TOOL_CALL_ID_MAX, description="the model's call id")
+    # Plain columns, not foreign keys: messages are append-only and go with their
+    # conversation, and a key on them would cost an index scan per message deleted.
+    message_id = fields.UUIDField(description="the assistant message that made the call")
+    result_message_id = fields.UUIDField(null=True, description="the tool message answering it")
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    if TYPE_CHECKING:
+        conversation_id: Any
+
+    class Meta:
+        schema = SCHEMA
+        table = "tool_calls"
+        # Call ids are unique per conversation; the index serves the FK and result lookups.
+        unique_together = (("conversation", "call_id"),)
+        # Calls still waiting for their result, for a backend repairing after a crash.
+        indexes = (
+            WhereIndex(
+                fields=("conversation_id",),
+                name="idx_tool_calls_open",
+                where='"result_message_id" IS NULL',
+            ),
+        )
+
+    def __str__(self) -> str:
+        return f"{self.call_id} ({'answered' if self.result_message_id else 'open'})"
 
 
 class MCPConfig(Model):
@@ -174,4 +228,11 @@ class Task(Model):
         return f"[{'x' if self.completed else ' '}] {self.title}"
 
 
-__all__ = ["Conversation", "MCPConfig", "Message", "Role", "Task", "User"]
+#: The package's tables, parents before children.
+MODELS = (User, Conversation, Message, ToolCall, MCPConfig, Task)
+
+# Aerich's version table has no schema of its own and would land wherever search_path
+# points (`public` through a transaction pooler); it belongs to this schema.
+Aerich._meta.schema = SCHEMA
+
+__all__ = ["MODELS", "Conversation", "MCPConfig", "Message", "Role", "Task", "ToolCall", "User"]

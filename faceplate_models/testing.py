@@ -7,12 +7,15 @@ faceplate-models can request them. Async fixtures share the session's event loop
 
 - `faceplate_server`: the server, FACEPLATE_TEST_DATABASE_URL's or a throwaway embedded one.
 - `faceplate_database`: a database created on it for this session, migrated, initialised
-  with `init_db`, and dropped at the end.
-- `faceplate_db`: the same, with every `faceplate` table emptied before the test.
+  with `init_db`, and dropped at the end. For the session, FACEPLATE_DATABASE_URL names it,
+  so an application's own `init_db()` (in its lifespan, say) connects there too.
+- `faceplate_db`: the same, with every `faceplate` table emptied before the test, and the
+  package initialised again if the previous test's application closed it.
 """
 
 from __future__ import annotations
 
+import os
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -26,6 +29,7 @@ from tortoise import Tortoise, connections
 
 from faceplate_models.config import SCHEMA, DatabaseTarget, load_settings, parse_database_url
 from faceplate_models.db import close_db, init_db
+from faceplate_models.models import MODELS
 
 
 async def connect(target: DatabaseTarget) -> asyncpg.Connection:
@@ -62,16 +66,12 @@ async def drop_database(server: DatabaseTarget, database: str) -> None:
 
 
 async def truncate_tables() -> None:
-    """Empty every table of schema `faceplate` except Aerich's version table.
+    """Empty every table of the package's models (Aerich's version table stays).
 
     Tortoise's own `truncate_all_models` issues unqualified names, which miss the schema.
     """
-    tables = [
-        f'"{SCHEMA}"."{model._meta.db_table}"'
-        for model in Tortoise.apps.get_models_iterable()
-        if model._meta.schema == SCHEMA and model._meta.db_table != "aerich"
-    ]
-    await connections.get("default").execute_script(f"TRUNCATE {', '.join(tables)} CASCADE")
+    tables = ", ".join(f'"{SCHEMA}"."{model._meta.db_table}"' for model in MODELS)
+    await connections.get("default").execute_script(f"TRUNCATE {tables} CASCADE")
 
 
 @pytest.fixture(scope="session")
@@ -92,10 +92,16 @@ def faceplate_server() -> Iterator[DatabaseTarget]:
 async def faceplate_database(faceplate_server: DatabaseTarget) -> AsyncIterator[DatabaseTarget]:
     """A database of its own for the session, built by the real migrations and initialised."""
     target = await create_database(faceplate_server)
+    before = os.environ.get("FACEPLATE_DATABASE_URL")
+    os.environ["FACEPLATE_DATABASE_URL"] = target.url()
     try:
-        await init_db(target.url(), migrate=True)
+        await init_db(migrate=True)
         yield target
     finally:
+        if before is None:
+            os.environ.pop("FACEPLATE_DATABASE_URL", None)
+        else:
+            os.environ["FACEPLATE_DATABASE_URL"] = before
         await close_db()
         await drop_database(faceplate_server, target.database)
 
@@ -103,5 +109,7 @@ async def faceplate_database(faceplate_server: DatabaseTarget) -> AsyncIterator[
 @pytest_asyncio.fixture(loop_scope="session")
 async def faceplate_db(faceplate_database: DatabaseTarget) -> DatabaseTarget:
     """The session's database with every `faceplate` table emptied before the test."""
+    if not Tortoise.is_inited():  # the previous test's application closed it
+        await init_db(faceplate_database.url())
     await truncate_tables()
     return faceplate_database

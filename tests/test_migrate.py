@@ -20,7 +20,8 @@ from faceplate_models.migrate import migrations_location, version_files
 from faceplate_models.testing import connect, create_database, drop_database
 
 ROOT = Path(__file__).resolve().parent.parent
-INIT = version_files()[0]
+ALL = version_files()
+INIT = ALL[0]
 
 LATER_MIGRATION = '''from tortoise import BaseDBAsyncClient
 
@@ -57,13 +58,21 @@ async def downgrade(db: BaseDBAsyncClient) -> str:
 
 
 def faceplate_db_cli(
-    *args: str, url: str | None = None, stdin: str = "", cwd: Path = ROOT
+    *args: str, url: str | None = None, stdin: str = "", env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "faceplate_models.cli", *args]
+    """Run faceplate-db with `url` in the environment, as a deploy passes a password."""
+    environment = {**os.environ, **(env or {})}
     if url is not None:
-        command += ["--url", url]
+        environment["FACEPLATE_DATABASE_URL"] = url
     return subprocess.run(
-        command, capture_output=True, text=True, input=stdin, cwd=cwd, timeout=120, check=False
+        [sys.executable, "-m", "faceplate_models.cli", *args],
+        capture_output=True,
+        text=True,
+        input=stdin,
+        cwd=ROOT,
+        env=environment,
+        timeout=120,
+        check=False,
     )
 
 
@@ -82,7 +91,9 @@ def migrations_copy(tmp_path: Path) -> Path:
     return copy
 
 
-def add_migration(folder: Path, text: str, name: str = "1_20990101000000_later.py") -> str:
+def add_migration(
+    folder: Path, text: str, name: str = f"{len(ALL)}_20990101000000_later.py"
+) -> str:
     (folder / "models" / name).write_text(text)
     return name
 
@@ -126,7 +137,7 @@ async def test_upgrade_from_empty_builds_the_schema_quickly(empty_database: Data
     seconds = float(re.search(r"applied in ([\d.]+) s", result.stdout).group(1))  # type: ignore[union-attr]
     print(f"\nmigrations from empty: {seconds:.2f} s")
     assert seconds < 5
-    assert await versions(empty_database) == [INIT]
+    assert await versions(empty_database) == ALL
     public = await fetch(
         empty_database, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
     )
@@ -135,7 +146,7 @@ async def test_upgrade_from_empty_builds_the_schema_quickly(empty_database: Data
     again = faceplate_db_cli("upgrade", url=empty_database.url())
     assert again.returncode == EXIT_OK
     assert "current" in again.stdout
-    assert await versions(empty_database) == [INIT]
+    assert await versions(empty_database) == ALL
 
 
 async def test_plain_aerich_upgrade_from_the_repository_root(
@@ -156,7 +167,7 @@ async def test_plain_aerich_upgrade_from_the_repository_root(
     print(f"\naerich upgrade from empty, whole process: {elapsed:.2f} s")
     assert result.returncode == 0, result.stdout + result.stderr
     assert elapsed < 5
-    assert await versions(empty_database) == [INIT]
+    assert await versions(empty_database) == ALL
     tables = await fetch(
         empty_database, "SELECT schemaname, tablename FROM pg_tables WHERE tablename = 'aerich'"
     )
@@ -172,14 +183,13 @@ async def test_concurrent_upgrades_apply_each_migration_once(
         "-m",
         "faceplate_models.cli",
         "upgrade",
-        "--url",
-        empty_database.url(),
         "--migrations",
         str(migrations_copy),
     ]
+    env = {**os.environ, "FACEPLATE_DATABASE_URL": empty_database.url()}
     runs = [
         subprocess.Popen(
-            command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
         for _ in range(3)
     ]
@@ -187,7 +197,7 @@ async def test_concurrent_upgrades_apply_each_migration_once(
     assert [run.returncode for run in runs] == [EXIT_OK] * 3, outputs
     assert sum("applied " + INIT in out for out, _ in outputs) == 1
     assert sum("current" in out for out, _ in outputs) == 2
-    assert await versions(empty_database) == [INIT, later]
+    assert await versions(empty_database) == [*ALL, later]
 
 
 async def test_later_migration_keeps_existing_rows_and_downgrades(
@@ -213,22 +223,23 @@ async def test_later_migration_keeps_existing_rows_and_downgrades(
     rows = await fetch(empty_database, "SELECT title, pinned FROM faceplate.conversations")
     assert [tuple(r) for r in rows] == [("Trip", False)]
 
+    current = str(len(ALL) - 1)  # the last migration of the package: undo only the later one
     refused = faceplate_db_cli(
-        "downgrade", "0", "--migrations", str(migrations_copy), url=url, stdin="n\n"
+        "downgrade", current, "--migrations", str(migrations_copy), url=url, stdin="n\n"
     )
     assert refused.returncode == EXIT_ERROR
-    assert await versions(empty_database) == [INIT, later]
+    assert await versions(empty_database) == [*ALL, later]
 
     undone = faceplate_db_cli(
-        "downgrade", "0", "--yes", "--migrations", str(migrations_copy), url=url
+        "downgrade", current, "--yes", "--migrations", str(migrations_copy), url=url
     )
     assert undone.returncode == EXIT_OK, undone.stderr
     assert f"undid {later}" in undone.stdout
-    assert await versions(empty_database) == [INIT]
+    assert await versions(empty_database) == ALL
     rows = await fetch(empty_database, "SELECT * FROM faceplate.conversations")
     assert list(rows[0].keys()) == ["id", "title", "created_at", "updated_at", "user_id"]
 
-    nothing = faceplate_db_cli("downgrade", "0", "--yes", url=url)
+    nothing = faceplate_db_cli("downgrade", current, "--yes", url=url)
     assert nothing.returncode == EXIT_OK and "nothing to undo" in nothing.stdout
     unknown = faceplate_db_cli("downgrade", "7", "--yes", url=url)
     assert unknown.returncode == EXIT_ERROR and "version 7 is not applied" in unknown.stderr
@@ -247,7 +258,7 @@ async def test_failed_migration_leaves_schema_and_versions_as_before(
     assert broken in result.stderr and "rolled back" in result.stderr
     assert "no_such_table" in result.stderr
     assert await schema_snapshot(empty_database) == before
-    assert await versions(empty_database) == [INIT]
+    assert await versions(empty_database) == ALL
 
 
 async def test_status_exit_codes(empty_database: DatabaseTarget, unused_tcp_port: int) -> None:
@@ -295,13 +306,13 @@ def test_check_catches_a_model_change_without_migration(migrations_copy: Path) -
     # model that gained a column nobody migrated.
     from aerich.utils import compress_dict, decompress_dict
 
-    init = migrations_copy / "models" / INIT
-    text = init.read_text()
+    last = migrations_copy / "models" / ALL[-1]
+    text = last.read_text()
     state_literal = text[text.index("MODELS_STATE = (") + len("MODELS_STATE = ") :]
     state = decompress_dict("".join(re.findall(r'"([^"]*)"', state_literal)))
     task = state["models.Task"]
     task["data_fields"] = [f for f in task["data_fields"] if f["name"] != "description"]
-    init.write_text(
+    last.write_text(
         text[: text.index("MODELS_STATE = (")] + f"MODELS_STATE = ({compress_dict(state)!r})\n"
     )
     listing = sorted(p.name for p in (migrations_copy / "models").iterdir())

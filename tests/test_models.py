@@ -30,6 +30,7 @@ async def columns(table: str) -> dict[str, tuple[str, bool]]:
     return {r["column_name"]: (r["data_type"], r["is_nullable"] == "YES") for r in rows}
 
 
+TABLES = ("aerich", "conversations", "mcp_configs", "messages", "tasks", "tool_calls", "users")
 UUID, TSTZ, TEXT, VARCHAR, JSONB, BOOL = (
     "uuid",
     "timestamp with time zone",
@@ -45,10 +46,7 @@ async def test_every_table_lives_in_the_faceplate_schema_and_none_in_public() ->
         "SELECT schemaname, tablename FROM pg_tables WHERE schemaname NOT IN "
         "('pg_catalog', 'information_schema') ORDER BY tablename"
     )
-    assert {(r["schemaname"], r["tablename"]) for r in rows} == {
-        ("faceplate", t)
-        for t in ("aerich", "conversations", "mcp_configs", "messages", "tasks", "users")
-    }
+    assert {(r["schemaname"], r["tablename"]) for r in rows} == {("faceplate", t) for t in TABLES}
 
 
 @pytest.mark.parametrize(
@@ -83,6 +81,18 @@ async def test_every_table_lives_in_the_faceplate_schema_and_none_in_public() ->
                 "content": (TEXT, True),
                 "tool_calls": (JSONB, True),
                 "tool_results": (JSONB, True),
+                "created_at": (TSTZ, False),
+                "turn_id": (UUID, True),
+            },
+        ),
+        (
+            "tool_calls",
+            {
+                "id": (UUID, False),
+                "conversation_id": (UUID, False),
+                "call_id": (VARCHAR, False),
+                "message_id": (UUID, False),
+                "result_message_id": (UUID, True),
                 "created_at": (TSTZ, False),
             },
         ),
@@ -122,9 +132,7 @@ async def test_primary_keys_are_id() -> None:
            JOIN information_schema.key_column_usage kcu USING (constraint_schema, constraint_name)
            WHERE tc.table_schema = 'faceplate' AND tc.constraint_type = 'PRIMARY KEY'"""
     )
-    assert {(r["table_name"], r["column_name"]) for r in rows} == {
-        (t, "id") for t in ("aerich", "conversations", "mcp_configs", "messages", "tasks", "users")
-    }
+    assert {(r["table_name"], r["column_name"]) for r in rows} == {(t, "id") for t in TABLES}
 
 
 async def test_foreign_keys_cascade_on_delete() -> None:
@@ -138,6 +146,7 @@ async def test_foreign_keys_cascade_on_delete() -> None:
     assert {(r["child"], r["col"], r["parent"], r["on_delete"]) for r in rows} == {
         ("conversations", "user_id", "users", "c"),
         ("messages", "conversation_id", "conversations", "c"),
+        ("tool_calls", "conversation_id", "conversations", "c"),
         ("mcp_configs", "user_id", "users", "c"),
         ("tasks", "user_id", "users", "c"),
     }
@@ -161,6 +170,9 @@ async def test_indexes_follow_the_hot_queries() -> None:
         ("users", True, "(lower((email)::text))"),
         ("conversations", False, "(user_id, updated_at, id)"),
         ("messages", False, "(conversation_id, created_at, id)"),
+        ("messages", False, "(conversation_id, turn_id) WHERE (turn_id IS NOT NULL)"),
+        ("tool_calls", True, "(conversation_id, call_id)"),
+        ("tool_calls", False, "(conversation_id) WHERE (result_message_id IS NULL)"),
         ("mcp_configs", True, "(user_id, name)"),
         ("tasks", False, "(user_id, created_at, id)"),
         ("tasks", False, "(user_id, completed, created_at, id)"),
@@ -174,6 +186,7 @@ async def test_every_foreign_key_leads_an_index() -> None:
     for child, column in [
         ("conversations", "user_id"),
         ("messages", "conversation_id"),
+        ("tool_calls", "conversation_id"),
         ("mcp_configs", "user_id"),
         ("tasks", "user_id"),
     ]:

@@ -15,6 +15,7 @@ from uuid6 import uuid7
 
 import faceplate_models as fm
 from faceplate_models import store
+from faceplate_models.store import conversations, messages, rows, tasks
 from faceplate_models.errors import Conflict, NotFound, ValidationError
 
 pytestmark = pytest.mark.usefixtures("faceplate_db")
@@ -295,9 +296,6 @@ def isolation_calls(a: dict[str, Any]) -> dict[str, Callable[[uuid.UUID], Awaita
             user_id=b, conversation_id=chat, role="user", content="x"
         ),
         "get_history": lambda b: fm.get_history(user_id=b, conversation_id=chat),
-        "get_history_before": lambda b: fm.get_history(
-            user_id=b, conversation_id=chat, before=a["cursor"]
-        ),
         "delete_mcp_config": lambda b: fm.delete_mcp_config(user_id=b, name="todo"),
         "update_task": lambda b: fm.update_task(user_id=b, task_id=task, title="x"),
         "complete_task": lambda b: fm.complete_task(user_id=b, task_id=task),
@@ -379,13 +377,18 @@ def bad_calls(uid: uuid.UUID, cid: uuid.UUID) -> list[tuple[str, Callable[[], Aw
         ("tool_calls", msg(role="assistant", tool_calls={"id": "x"})),
         ("tool_calls", msg(role="user", content="x", tool_calls=[CALL])),
         ("tool_calls", msg(role="assistant", tool_calls=[{**CALL, "arguments": "\x00"}])),
-        ("tool_results", msg(role="tool", tool_results={"x": float("nan")})),
-        ("tool_results", msg(role="tool", tool_results={"when": datetime.now(UTC)})),
-        ("tool_results", msg(role="tool", tool_results={1: "int key"})),
-        ("tool_results", msg(role="tool", tool_results={"k\x00": 1})),
-        ("tool_results", msg(role="tool", tool_results=["x" * store.MAX_JSON_BYTES])),
-        ("tool_results", msg(role="tool", tool_results=nested(store.MAX_JSON_DEPTH + 2))),
-        ("tool_results", msg(role="user", content="x", tool_results=[1])),
+        ("tool_results", msg(role="tool", tool_results=result({"x": float("nan")}))),
+        ("tool_results", msg(role="tool", tool_results=result({"when": datetime.now(UTC)}))),
+        ("tool_results", msg(role="tool", tool_results=result({1: "int key"}))),
+        ("tool_results", msg(role="tool", tool_results=result({"k\x00": 1}))),
+        ("tool_results", msg(role="tool", tool_results=result("x" * store.MAX_JSON_BYTES))),
+        ("tool_results", msg(role="tool", tool_results=result(nested(store.MAX_JSON_DEPTH)))),
+        ("tool_results", msg(role="tool", tool_results={"tool_call_id": "call_1"})),
+        ("tool_results", msg(role="tool", tool_results=[{"tool_call_id": "", "content": 1}])),
+        ("tool_results", msg(role="tool", tool_results=[{**result(1)[0], "extra": 1}])),
+        ("tool_results", msg(role="tool", tool_results=[{**result(1)[0], "is_error": "yes"}])),
+        ("tool_results", msg(role="tool", tool_results=result(1) * 2)),
+        ("tool_results", msg(role="user", content="x", tool_results=result(1))),
         ("name", lambda: fm.save_mcp_config(user_id=uid, name="n" * 101, config={})),
         (
             "config",
@@ -404,6 +407,25 @@ def bad_calls(uid: uuid.UUID, cid: uuid.UUID) -> list[tuple[str, Callable[[], Aw
         ("before", lambda: fm.get_history(user_id=uid, conversation_id=cid, before="bm9wZQ")),
         ("task_id", lambda: fm.complete_task(user_id=uid, task_id=12)),  # type: ignore[arg-type]
     ]
+
+
+def result(content: Any, call_id: str = "call_1") -> list[dict[str, Any]]:
+    """Tool results answering `call_id` with `content`."""
+    return [{"tool_call_id": call_id, "content": content}]
+
+
+async def answered(user_id: Any, conversation_id: Any, content: Any) -> fm.Message:
+    """Make a call, then answer it with `content`: a way to store any JSON value."""
+    call = {**CALL, "id": f"call_{uuid7().hex}"}
+    await fm.append_message(
+        user_id=user_id, conversation_id=conversation_id, role="assistant", tool_calls=[call]
+    )
+    return await fm.append_message(
+        user_id=user_id,
+        conversation_id=conversation_id,
+        role="tool",
+        tool_results=result(content, call["id"]),
+    )
 
 
 def nested(depth: int) -> Any:
@@ -428,16 +450,13 @@ async def test_bad_input_is_rejected_naming_the_field_and_nothing_is_written() -
 async def test_json_at_the_documented_limits_is_accepted() -> None:
     ada = await user()
     chat = await fm.create_conversation(user_id=ada.id)
-    deep = nested(store.MAX_JSON_DEPTH - 1)
+    # The limit is the whole value's: the results list, the result and `content` take three.
+    deep = nested(store.MAX_JSON_DEPTH - 3)
     big = "é" * ((store.MAX_JSON_BYTES - 1000) // 2)  # two bytes each in UTF-8
-    message = await fm.append_message(
-        user_id=ada.id,
-        conversation_id=chat.id,
-        role="tool",
-        tool_results={"deep": deep, "big": big},
-    )
-    [stored] = (await fm.get_history(user_id=ada.id, conversation_id=chat.id)).items
-    assert stored.id == message.id and stored.tool_results == {"deep": deep, "big": big}
+    message = await answered(ada.id, chat.id, {"deep": deep, "big": big})
+    stored = (await fm.get_history(user_id=ada.id, conversation_id=chat.id)).items[-1]
+    assert stored.id == message.id
+    assert stored.tool_results[0]["content"] == {"deep": deep, "big": big}
     assert json.dumps(stored.tool_results)
 
 
@@ -453,12 +472,11 @@ async def test_large_integral_floats_come_back_exactly() -> None:
         "int": 2**80,
         "one": 1.0,
     }
-    await fm.append_message(
-        user_id=ada.id, conversation_id=chat.id, role="tool", tool_results=values
-    )
-    [stored] = (await fm.get_history(user_id=ada.id, conversation_id=chat.id)).items
-    assert stored.tool_results == values
-    assert all(type(stored.tool_results[k]) is type(v) for k, v in values.items())
+    await answered(ada.id, chat.id, values)
+    stored = (await fm.get_history(user_id=ada.id, conversation_id=chat.id)).items[-1]
+    content = stored.tool_results[0]["content"]
+    assert content == values
+    assert all(type(content[k]) is type(v) for k, v in values.items())
 
 
 # --- scale and plans ---------------------------------------------------------------------
@@ -536,17 +554,17 @@ async def test_hot_queries_use_their_indexes() -> None:
     cid = chats[0][0]
     at, some_id = start + timedelta(seconds=50), uuid7()
     plans = {
-        "history": await explain(store.HISTORY_SQL, cid, ada.id, 101),
-        "history before": await explain(store.HISTORY_BEFORE_SQL, cid, ada.id, 101, at, some_id),
-        "conversations": await explain(store.CONVERSATIONS_SQL, ada.id, 51),
+        "history": await explain(messages.HISTORY_SQL, cid, ada.id, 101),
+        "history before": await explain(messages.HISTORY_BEFORE_SQL, cid, ada.id, 101, at, some_id),
+        "conversations": await explain(conversations.CONVERSATIONS_SQL, ada.id, 51),
         "conversations after": await explain(
-            store.CONVERSATIONS_AFTER_SQL, ada.id, 51, start + timedelta(seconds=500), some_id
+            conversations.CONVERSATIONS_AFTER_SQL, ada.id, 51, start + timedelta(seconds=500), some_id
         ),
-        "tasks": await explain(store.tasks_sql(False, False), ada.id, 51),
-        "tasks by state": await explain(store.tasks_sql(True, False), ada.id, 51, False),
-        "done tasks": await explain(store.tasks_sql(True, False), ada.id, 51, True),
+        "tasks": await explain(tasks.tasks_sql(False, False), ada.id, 51),
+        "tasks by state": await explain(tasks.tasks_sql(True, False), ada.id, 51, False),
+        "done tasks": await explain(tasks.tasks_sql(True, False), ada.id, 51, True),
         "tasks by state after": await explain(
-            store.tasks_sql(True, True), ada.id, 51, False, at, some_id
+            tasks.tasks_sql(True, True), ada.id, 51, False, at, some_id
         ),
     }
     # Filtered by state, the planner may walk either tasks index: open tasks are two thirds
@@ -582,7 +600,7 @@ async def test_fast_model_building_matches_tortoise() -> None:
     for model, query in queries.items():
         async with connections.get("default").acquire_connection() as conn:
             row = await conn.fetchrow(query)
-        slow, fast = model._init_from_db(**row), store._build(model)(row)
+        slow, fast = model._init_from_db(**row), rows.builder(model)(row)
         assert vars(fast) == vars(slow)
         assert {k: type(v) for k, v in vars(fast).items()} == {
             k: type(v) for k, v in vars(slow).items()

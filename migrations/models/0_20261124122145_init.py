@@ -5,7 +5,13 @@ RUN_IN_TRANSACTION = True
 
 async def upgrade(db: BaseDBAsyncClient) -> str:
     return """
-        CREATE SCHEMA IF NOT EXISTS "faceplate";
+        DO $$ BEGIN
+    -- CREATE SCHEMA IF NOT EXISTS checks CREATE on the database even when the schema
+    -- exists; an owner of a schema made by the DBA has no such right, and needs none.
+    IF NOT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'faceplate') THEN
+        CREATE SCHEMA "faceplate";
+    END IF;
+END $$;
 CREATE TABLE IF NOT EXISTS "faceplate"."users" (
     "id" UUID NOT NULL PRIMARY KEY,
     "email" VARCHAR(320) NOT NULL,

@@ -1,0 +1,94 @@
+"""The user-scoped store: everything the chat backend reads and writes, one job per function.
+
+Every function is async and keyword-only and takes the acting `user_id`; a row of another
+user is `NotFound`, exactly like a missing one. Arguments are validated before any SQL runs
+(`ValidationError` names the field) so a rejected call writes nothing. Called inside the
+caller's `in_transaction()` (or `@atomic()`), a function runs on that transaction's
+connection and commits or rolls back with it; otherwise it runs on a pooled connection,
+retried once if the connection is lost.
+
+Queries are hand-written SQL: keyset pagination needs row comparisons Tortoise cannot
+express, and building the models straight from rows keeps the hot paths close to the
+driver. The models stay the public types. One module per area; the shared parts are
+`validation`, `cursors` and `rows`.
+"""
+
+from faceplate_models.store.conversations import (
+    create_conversation,
+    delete_conversation,
+    get_conversation,
+    list_conversations,
+    rename_conversation,
+)
+from faceplate_models.store.mcp_configs import (
+    delete_mcp_config,
+    get_mcp_config,
+    list_mcp_configs,
+    save_mcp_config,
+)
+from faceplate_models.store.messages import (
+    MAX_TURN_MESSAGES,
+    MAX_TURN_SIZE,
+    append_message,
+    append_turn,
+    get_history,
+    list_open_tool_calls,
+)
+from faceplate_models.store.rows import Page
+from faceplate_models.store.tasks import (
+    add_task,
+    complete_task,
+    delete_task,
+    get_task,
+    list_tasks,
+    update_task,
+)
+from faceplate_models.store.users import (
+    delete_user,
+    get_or_create_user,
+    get_user,
+    get_user_by_subject,
+)
+from faceplate_models.store.validation import (
+    MAX_INT_DIGITS,
+    MAX_JSON_BYTES,
+    MAX_JSON_DEPTH,
+    MAX_PAGE,
+    MAX_TEXT_CHARS,
+    UNSET,
+)
+
+__all__ = [
+    "MAX_INT_DIGITS",
+    "MAX_JSON_BYTES",
+    "MAX_JSON_DEPTH",
+    "MAX_PAGE",
+    "MAX_TEXT_CHARS",
+    "MAX_TURN_MESSAGES",
+    "MAX_TURN_SIZE",
+    "UNSET",
+    "Page",
+    "add_task",
+    "append_message",
+    "append_turn",
+    "complete_task",
+    "create_conversation",
+    "delete_conversation",
+    "delete_mcp_config",
+    "delete_task",
+    "delete_user",
+    "get_conversation",
+    "get_history",
+    "get_mcp_config",
+    "get_or_create_user",
+    "get_task",
+    "get_user",
+    "get_user_by_subject",
+    "list_conversations",
+    "list_mcp_configs",
+    "list_open_tool_calls",
+    "list_tasks",
+    "rename_conversation",
+    "save_mcp_config",
+    "update_task",
+]

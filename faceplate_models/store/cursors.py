@@ -1,0 +1,76 @@
+"""Keyset cursors that name what they page.
+
+A cursor is a position (a timestamp and a row id) plus the listing it belongs to: its kind
+(a conversation's history, a user's conversations, a user's tasks) and a short digest of
+its scope (the user, and the conversation or the task filter). A cursor used on another
+listing, another conversation or by another user is a `ValidationError`, never a page of
+something else. Cursors are not secret and need not be: every query still checks
+ownership; the digest only stops a cursor from being used where it means nothing.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import uuid
+from datetime import UTC, datetime
+from typing import Final
+
+from faceplate_models.errors import ValidationError
+
+HISTORY: Final = "history"
+CONVERSATIONS: Final = "conversations"
+TASKS: Final = "tasks"
+_KINDS: Final = {
+    HISTORY: "a conversation's history",
+    CONVERSATIONS: "conversations",
+    TASKS: "tasks",
+}
+_WHAT: Final = {
+    HISTORY: "another conversation, or another user",
+    CONVERSATIONS: "another user",
+    TASKS: "another user, or another completed= filter",
+}
+# Real rows are written now; anything far from now was not issued by this package, and
+# PostgreSQL and asyncpg cannot both take every datetime Python can.
+_EARLIEST: Final = datetime(1900, 1, 1, tzinfo=UTC)
+_LATEST: Final = datetime(9999, 1, 1, tzinfo=UTC)
+_MAX_LENGTH: Final = 200
+
+
+def _scope(kind: str, user_id: uuid.UUID, scope: object) -> str:
+    raw = f"{kind}|{user_id}|{scope}".encode()
+    return hashlib.blake2b(raw, digest_size=6).hexdigest()
+
+
+def encode(kind: str, user_id: uuid.UUID, scope: object, at: datetime, row_id: uuid.UUID) -> str:
+    """The cursor of the row at (`at`, `row_id`) in the listing `kind` of `scope`."""
+    raw = f"{kind}|{_scope(kind, user_id, scope)}|{at.isoformat()}|{row_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode(
+    field: str, cursor: object, kind: str, user_id: uuid.UUID, scope: object
+) -> tuple[datetime, uuid.UUID]:
+    """The position a cursor names, if it belongs to this listing; else `ValidationError`."""
+    if not isinstance(cursor, str) or len(cursor) > _MAX_LENGTH:
+        raise ValidationError(field, "must be a cursor string from a previous page")
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        issued_kind, digest, at, row_id = raw.split("|")
+        moment = datetime.fromisoformat(at)
+        position = moment, uuid.UUID(row_id)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise ValidationError(field, "is not a cursor this API issued") from None
+    if issued_kind != kind:
+        listing = _KINDS.get(issued_kind, "something else")
+        raise ValidationError(field, f"is a cursor of {listing}, not of {_KINDS[kind]}")
+    if digest != _scope(kind, user_id, scope):
+        raise ValidationError(field, f"is a cursor of {_WHAT[kind]}")
+    if moment.tzinfo is None or not _EARLIEST <= moment < _LATEST:
+        raise ValidationError(field, "names a time outside the range of stored rows")
+    return position
+
+
+__all__ = ["CONVERSATIONS", "HISTORY", "TASKS", "decode", "encode"]

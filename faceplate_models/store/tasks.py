@@ -1,0 +1,169 @@
+"""Tasks: a user's todo list, which the assistant manages through tools."""
+
+from __future__ import annotations
+
+import uuid
+
+from uuid6 import uuid7
+
+from faceplate_models.models import TASK_TITLE_MAX, Task
+from faceplate_models.store import cursors
+from faceplate_models.store.rows import (
+    Page,
+    builder,
+    execute,
+    fetch,
+    fetchrow,
+    insert_owned,
+    missing,
+    now,
+    page,
+)
+from faceplate_models.store.validation import (
+    MAX_TEXT_CHARS,
+    UNSET,
+    as_uuid,
+    flag,
+    optional_text,
+    page_size,
+    required_text,
+)
+
+_COLUMNS = "id, user_id, title, description, completed, created_at, updated_at"
+_tasks = builder(Task)
+
+
+def tasks_sql(by_state: bool, after: bool) -> str:
+    """The task listing: $1 user, $2 limit, then the state and the cursor when given.
+
+    Four spellings of one query, so that each matches an index exactly: a generic
+    "($3 IS NULL OR completed = $3)" would hide the state from the planner.
+    """
+    where = ["user_id = $1"]
+    if by_state:
+        where.append("completed = $3")
+    if after:
+        first = 4 if by_state else 3
+        where.append(f"(created_at, id) > (${first}, ${first + 1})")
+    return (
+        f"SELECT {_COLUMNS} FROM faceplate.tasks WHERE {' AND '.join(where)} "
+        "ORDER BY created_at, id LIMIT $2"
+    )
+
+
+async def add_task(*, user_id: uuid.UUID | str, title: str, description: str | None = None) -> Task:
+    """Add an open task to the user's list."""
+    uid = as_uuid("user_id", user_id)
+    name = required_text("title", title, TASK_TITLE_MAX)
+    text = optional_text("description", description, MAX_TEXT_CHARS)
+    row = await insert_owned(
+        "tasks",
+        _COLUMNS,
+        f"""INSERT INTO faceplate.tasks ({_COLUMNS})
+            VALUES ($2, $1, $3, $4, false, $5, $5) ON CONFLICT (id) DO NOTHING
+            RETURNING {_COLUMNS}""",
+        uid,
+        uuid7(),
+        name,
+        text,
+        now(),
+    )
+    return _tasks(row)
+
+
+async def get_task(*, user_id: uuid.UUID | str, task_id: uuid.UUID | str) -> Task:
+    """One task of the user."""
+    uid = as_uuid("user_id", user_id)
+    tid = as_uuid("task_id", task_id)
+    row = await fetchrow(
+        f"SELECT {_COLUMNS} FROM faceplate.tasks WHERE id = $1 AND user_id = $2", tid, uid
+    )
+    if row is None:
+        raise missing("task", tid)
+    return _tasks(row)
+
+
+async def list_tasks(
+    *,
+    user_id: uuid.UUID | str,
+    completed: bool | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> Page[Task]:
+    """The user's tasks in the order they were added, optionally only open or only done ones.
+
+    A cursor belongs to its filter: one from `completed=False` pages only open tasks.
+    """
+    uid = as_uuid("user_id", user_id)
+    state = flag("completed", completed, optional=True)
+    size = page_size(limit)
+    args: list[object] = [uid, size + 1]
+    if state is not None:
+        args.append(state)
+    if cursor is not None:
+        args.extend(cursors.decode("cursor", cursor, cursors.TASKS, uid, state))
+    rows = await fetch(tasks_sql(state is not None, cursor is not None), *args)
+    return page(
+        rows,
+        size,
+        _tasks,
+        lambda at, row_id: cursors.encode(cursors.TASKS, uid, state, at, row_id),
+        "created_at",
+    )
+
+
+async def update_task(
+    *,
+    user_id: uuid.UUID | str,
+    task_id: uuid.UUID | str,
+    title: str = UNSET,
+    description: str | None = UNSET,
+    completed: bool = UNSET,
+) -> Task:
+    """Change the given fields of a task; a field not passed keeps its value."""
+    uid = as_uuid("user_id", user_id)
+    tid = as_uuid("task_id", task_id)
+    changes: dict[str, object] = {}
+    if title is not UNSET:
+        changes["title"] = required_text("title", title, TASK_TITLE_MAX)
+    if description is not UNSET:
+        changes["description"] = optional_text("description", description, MAX_TEXT_CHARS)
+    if completed is not UNSET:
+        changes["completed"] = flag("completed", completed)
+    changes["updated_at"] = now()
+    assignments = ", ".join(f"{column} = ${i}" for i, column in enumerate(changes, start=3))
+    row = await fetchrow(
+        f"""UPDATE faceplate.tasks SET {assignments}
+            WHERE id = $1 AND user_id = $2 RETURNING {_COLUMNS}""",
+        tid,
+        uid,
+        *changes.values(),
+    )
+    if row is None:
+        raise missing("task", tid)
+    return _tasks(row)
+
+
+async def complete_task(*, user_id: uuid.UUID | str, task_id: uuid.UUID | str) -> Task:
+    """Mark a task done (doing it twice is harmless)."""
+    return await update_task(user_id=user_id, task_id=task_id, completed=True)
+
+
+async def delete_task(*, user_id: uuid.UUID | str, task_id: uuid.UUID | str) -> None:
+    """Delete a task."""
+    uid = as_uuid("user_id", user_id)
+    tid = as_uuid("task_id", task_id)
+    status = await execute("DELETE FROM faceplate.tasks WHERE id = $1 AND user_id = $2", tid, uid)
+    if status == "DELETE 0":
+        raise missing("task", tid)
+
+
+__all__ = [
+    "add_task",
+    "complete_task",
+    "delete_task",
+    "get_task",
+    "list_tasks",
+    "tasks_sql",
+    "update_task",
+]
