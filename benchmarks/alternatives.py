@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -34,18 +34,20 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from uuid6 import uuid7
 
-from faceplate_models import store
 from faceplate_models.config import SCHEMA, DatabaseTarget
+from faceplate_models.store import conversations, cursors, messages, tasks, users
 
 POOL = 20
 
 
-def _cursor(at: datetime, row_id: uuid.UUID) -> str:
-    return store._encode_cursor(at, row_id)
+def _cursor(kind: str, user: uuid.UUID, scope: object, at: datetime, row_id: uuid.UUID) -> str:
+    return cursors.encode(kind, user, scope, at, row_id)
 
 
-def _after(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
-    return None if cursor is None else store._decode_cursor("cursor", cursor)
+def _after(
+    cursor: str | None, kind: str, user: uuid.UUID, scope: object
+) -> tuple[datetime, uuid.UUID] | None:
+    return None if cursor is None else cursors.decode("cursor", cursor, kind, user, scope)
 
 
 class Raw:
@@ -90,11 +92,26 @@ class Raw:
         assert self.pool is not None
         now = datetime.now(UTC)
         async with self.pool.acquire() as conn, conn.transaction():
-            owned = await conn.fetchval(store.TOUCH_CONVERSATION_SQL, conversation_id, user_id, now)
-            if owned is None:
+            previous = await conn.fetchval(messages.LOCK_CONVERSATION_SQL, conversation_id, user_id)
+            if previous is None:
                 raise LookupError(conversation_id)
+            last = max(now, previous + timedelta(microseconds=1))
             row = await conn.fetchrow(
-                store.APPEND_SQL, uuid7(), conversation_id, role, content, None, None, now
+                messages.APPEND_SQL,
+                conversation_id,
+                last,
+                [uuid7()],
+                [role],
+                [content],
+                [None],
+                [None],
+                None,
+                [],
+                [],
+                [],
+                [],
+                [],
+                [],
             )
         assert row is not None
         return self._message(row)
@@ -108,32 +125,38 @@ class Raw:
         before: str | None = None,
     ) -> tuple[list[dict[str, Any]], str | None]:
         assert self.pool is not None
-        after = _after(before)
+        after = _after(before, cursors.HISTORY, user_id, conversation_id)
         async with self.pool.acquire() as conn:
             if after is None:
-                rows = await conn.fetch(store.HISTORY_SQL, conversation_id, user_id, limit + 1)
+                rows = await conn.fetch(messages.HISTORY_SQL, conversation_id, user_id, limit + 1)
             else:
                 rows = await conn.fetch(
-                    store.HISTORY_BEFORE_SQL, conversation_id, user_id, limit + 1, *after
+                    messages.HISTORY_BEFORE_SQL, conversation_id, user_id, limit + 1, *after
                 )
-        messages = [self._message(row) for row in rows[:limit]]
-        messages.reverse()
+        items = [self._message(row) for row in rows[:limit]]
+        items.reverse()
         last = rows[limit - 1] if len(rows) > limit else None
-        return messages, None if last is None else _cursor(last["created_at"], last["id"])
+        return items, None if last is None else _cursor(
+            cursors.HISTORY, user_id, conversation_id, last["created_at"], last["id"]
+        )
 
     async def list_conversations(
         self, *, user_id: uuid.UUID, limit: int = 50, cursor: str | None = None
     ) -> tuple[list[dict[str, Any]], str | None]:
         assert self.pool is not None
-        after = _after(cursor)
+        after = _after(cursor, cursors.CONVERSATIONS, user_id, None)
         async with self.pool.acquire() as conn:
             if after is None:
-                rows = await conn.fetch(store.CONVERSATIONS_SQL, user_id, limit + 1)
+                rows = await conn.fetch(conversations.CONVERSATIONS_SQL, user_id, limit + 1)
             else:
-                rows = await conn.fetch(store.CONVERSATIONS_AFTER_SQL, user_id, limit + 1, *after)
+                rows = await conn.fetch(
+                    conversations.CONVERSATIONS_AFTER_SQL, user_id, limit + 1, *after
+                )
         last = rows[limit - 1] if len(rows) > limit else None
         return [dict(row) for row in rows[:limit]], (
-            None if last is None else _cursor(last["updated_at"], last["id"])
+            None
+            if last is None
+            else _cursor(cursors.CONVERSATIONS, user_id, None, last["updated_at"], last["id"])
         )
 
     async def list_tasks(
@@ -141,21 +164,21 @@ class Raw:
     ) -> list[dict[str, Any]]:
         assert self.pool is not None
         async with self.pool.acquire() as conn:
-            rows = await conn.fetch(store.tasks_sql(True, False), user_id, limit + 1, completed)
+            rows = await conn.fetch(tasks.tasks_sql(True, False), user_id, limit + 1, completed)
         return [dict(row) for row in rows[:limit]]
 
     async def get_or_create_user(self, *, subject_id: str, email: str) -> dict[str, Any]:
         assert self.pool is not None
         async with self.pool.acquire() as conn:
             row = await conn.fetchrow(
-                store.UPSERT_USER_SQL,
+                users.UPSERT_USER_SQL,
                 uuid7(),
                 email.strip().lower(),
                 subject_id.strip(),
                 datetime.now(UTC),
             )
             if row is None:
-                row = await conn.fetchrow(store.USER_BY_SUBJECT_SQL, subject_id)
+                row = await conn.fetchrow(users.USER_BY_SUBJECT_SQL, subject_id)
         assert row is not None
         return dict(row)
 
@@ -273,7 +296,7 @@ class SqlAlchemy:
             .scalar_subquery()
         )
         query = select(SAMessage).where(SAMessage.conversation_id == owned)
-        after = _after(before)
+        after = _after(before, cursors.HISTORY, user_id, conversation_id)
         if after is not None:
             query = query.where(
                 tuple_(SAMessage.created_at, SAMessage.id)
@@ -285,13 +308,15 @@ class SqlAlchemy:
         messages = rows[:limit]
         messages.reverse()
         last = rows[limit - 1] if len(rows) > limit else None
-        return messages, None if last is None else _cursor(last.created_at, last.id)
+        return messages, None if last is None else _cursor(
+            cursors.HISTORY, user_id, conversation_id, last.created_at, last.id
+        )
 
     async def list_conversations(
         self, *, user_id: uuid.UUID, limit: int = 50, cursor: str | None = None
     ) -> tuple[list[SAConversation], str | None]:
         query = select(SAConversation).where(SAConversation.user_id == user_id)
-        after = _after(cursor)
+        after = _after(cursor, cursors.CONVERSATIONS, user_id, None)
         if after is not None:
             query = query.where(
                 tuple_(SAConversation.updated_at, SAConversation.id)
@@ -303,7 +328,9 @@ class SqlAlchemy:
         async with self.sessions() as session:
             rows = list((await session.scalars(query)).all())
         last = rows[limit - 1] if len(rows) > limit else None
-        return rows[:limit], None if last is None else _cursor(last.updated_at, last.id)
+        return rows[:limit], None if last is None else _cursor(
+            cursors.CONVERSATIONS, user_id, None, last.updated_at, last.id
+        )
 
     async def list_tasks(
         self, *, user_id: uuid.UUID, completed: bool, limit: int = 50

@@ -30,8 +30,8 @@ from typing import Any
 
 import faceplate_models as fm
 from benchmarks.alternatives import Raw, SqlAlchemy
-from faceplate_models import store
 from faceplate_models.config import DatabaseTarget, parse_database_url
+from faceplate_models.store import cursors
 from faceplate_models.testing import connect, create_database, drop_database
 
 
@@ -189,8 +189,8 @@ async def load(target: DatabaseTarget, size: Size) -> DataSet:
     middle = messages[size.messages // 2]
     newest_first = sorted(conversations[: size.conversations], key=lambda c: (c[4], c[0]))[::-1]
     later = newest_first[size.conversations // 2]
-    deep_cursor = store._encode_cursor(middle[6], middle[0])
-    conversations_cursor = store._encode_cursor(later[4], later[0])
+    deep_cursor = cursors.encode(cursors.HISTORY, heavy, chat, middle[6], middle[0])
+    conversations_cursor = cursors.encode(cursors.CONVERSATIONS, heavy, None, later[4], later[0])
     return DataSet(
         heavy, users[0][2], users[0][1], chat, deep_cursor, conversations_cursor, scratch
     )

@@ -90,6 +90,9 @@ RETRY_DELAY: Final = 1.0
 #: Seconds the client waits beyond the statement timeout before it calls a connection
 #: silent: the server reports its own timeout first when it can.
 GRACE: Final = 1.0
+#: Seconds the reset of a released connection may take before the connection is closed:
+#: a connection that goes silent after its work answered must not hold the caller.
+RELEASE_TIMEOUT: Final = 2 * GRACE
 #: Retries of the store's work after a deadlock or a serialization failure.
 CONFLICT_RETRIES: Final = 3
 # Dead peers are found by the kernel: probes after 5 s without traffic, every 2 s, three
@@ -120,10 +123,21 @@ _FATAL_CONNECT: Final = (
 )
 _DRIVER: Final = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError)
 _CONFLICTS: Final = (asyncpg.SerializationError, asyncpg.DeadlockDetectedError)
-_KINDS: Final[dict[str, type[DatabaseError]]] = {
-    "40001": SerializationFailure,
-    "40P01": DeadlockDetected,
-    "55P03": LockTimeout,
+_KINDS: Final[dict[str, tuple[type[DatabaseError], str]]] = {
+    "40001": (
+        SerializationFailure,
+        "a concurrent transaction changed what this one read (serialization failure); "
+        "run the whole transaction again",
+    ),
+    "40P01": (
+        DeadlockDetected,
+        "the server broke a deadlock by aborting this transaction; run it again",
+    ),
+    "55P03": (
+        LockTimeout,
+        "waited longer than the lock timeout (FACEPLATE_DB_LOCK_TIMEOUT) for a row or table "
+        "another session holds: look for a long transaction holding it",
+    ),
 }
 
 
@@ -177,7 +191,8 @@ def driver_error(exc: BaseException) -> FaceplateError:
     if isinstance(exc, asyncpg.IntegrityConstraintViolationError):
         return Conflict(f"the write breaks a rule of the schema: {exc}", sqlstate=state)
     if state in _KINDS:
-        return _KINDS[state](f"{_KINDS[state].__doc__} {exc}", sqlstate=state)
+        kind, words = _KINDS[state]
+        return kind(f"{words} ({exc})", sqlstate=state)
     if isinstance(exc, asyncpg.QueryCanceledError):
         if "statement timeout" in str(exc):
             return StatementTimeout(
@@ -232,8 +247,11 @@ def _from_loss(exc: BaseException) -> bool:
 
 
 def _killed(exc: BaseException, conn: Connection | asyncpg.Connection) -> bool:
-    """Whether `exc` came from the connection dying (a cancelled task's did not)."""
-    return isinstance(exc, Exception) and (_from_loss(exc) or _closed(conn))
+    """Whether `exc` came from the connection dying (a cancelled task's did not, nor did one
+    of the package's own errors, raised on purpose, unless the connection closed under it)."""
+    if not isinstance(exc, Exception):
+        return False
+    return _closed(conn) or (not isinstance(exc, FaceplateError) and _from_loss(exc))
 
 
 def _is_read(sql: str) -> bool:
@@ -338,6 +356,7 @@ class FaceplateClient(AsyncpgDBClient):
         self.statement_timeout = float(statement_timeout)
         self.long_statement_timeout = float(long_statement_timeout)
         self.pooled = pool_mode == TRANSACTION
+        self.lock_timeout = float(lock_timeout)
         self.stats = _Counters()
         self.where = DatabaseTarget(
             str(self.host), self.port, str(self.database), str(self.user)
@@ -360,6 +379,22 @@ class FaceplateClient(AsyncpgDBClient):
     @staticmethod
     async def _on_connect(conn: asyncpg.Connection) -> None:
         _keepalive(conn)
+
+    @property
+    def lock_wait(self) -> float | None:
+        """How long the store waits for a row lock, end to end, before `LockTimeout`.
+
+        PostgreSQL applies lock_timeout to each lock a statement waits for in turn, and the
+        waiters of a row queue on one another: one that inherits its place in line starts
+        a fresh wait. The client ends the wait at the lock timeout and half its grace.
+        """
+        return self.lock_timeout + GRACE / 2 if self.lock_timeout else None
+
+    def waited_too_long(self) -> LockTimeout:
+        """The error of a lock wait the client ended (see `lock_wait`), counted and logged."""
+        self.stats.lock_timeouts += 1
+        log.warning("a row lock stayed held past the lock timeout (the client ended the wait)")
+        return LockTimeout(_KINDS["55P03"][1], sqlstate="55P03")
 
     def pool_stats(self) -> PoolStats:
         """The pool's sizes and this client's counters."""
@@ -468,15 +503,12 @@ class FaceplateClient(AsyncpgDBClient):
                 if limit is not None and limit - now <= RETRY_DELAY:
                     raise DatabaseUnavailable(
                         f"{self._how(lost)}, too late in the call to retry within its bound "
-                        f"({describe_connect_error(lost.cause)})"
+                        f"({self._why(lost)})"
                     ) from lost.cause
                 lost_once = True
                 self.stats.retries += 1
                 log.warning(
-                    "%s (%s); retrying once in %g s",
-                    self._how(lost),
-                    describe_connect_error(lost.cause),
-                    RETRY_DELAY,
+                    "%s (%s); retrying once in %g s", self._how(lost), self._why(lost), RETRY_DELAY
                 )
                 await asyncio.sleep(RETRY_DELAY)
             except _DRIVER as exc:
@@ -558,11 +590,11 @@ class FaceplateClient(AsyncpgDBClient):
 
     async def _release(self, pool: asyncpg.Pool, conn: _Proxy) -> None:
         try:
-            await pool.release(conn)
+            await pool.release(conn, timeout=RELEASE_TIMEOUT)
         except Exception as exc:
             # The reset on release found the connection dying (the server's FATAL message can
-            # land just after the work's reply). asyncpg has terminated it and the pool opens
-            # a fresh one when needed; the work itself succeeded or failed on its own.
+            # land just after the work's reply) or silent. asyncpg has terminated it and the
+            # pool opens a fresh one when needed; the work succeeded or failed on its own.
             log.debug("discarded a pooled connection to %s: %r", self.where, exc)
 
     def _silenced(self, conn: Connection | asyncpg.Connection) -> None:
@@ -760,6 +792,13 @@ class _Transaction(TransactionWrapper):
     def atomic(self, conn: Connection, *, long: bool = False) -> Any:
         """A savepoint inside this transaction (its bounds were set when it began)."""
         return conn.transaction()
+
+    @property
+    def lock_wait(self) -> float | None:
+        return self._root.lock_wait
+
+    def waited_too_long(self) -> LockTimeout:
+        return self._root.waited_too_long()
 
     async def _translate_exceptions(self, func: Any, *args: Any, **kwargs: Any) -> Any:
         async with self._bounded(self._root.statement_timeout):

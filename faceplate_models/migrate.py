@@ -1,12 +1,12 @@
-"""Deploy-safe migrations: Aerich's version files, applied one transaction each under a lock.
+"""Deploy-safe migrations: Aerich's version files, applied under a lock, one transaction each.
 
 Aerich alone has no lock (two replicas apply the same migration twice) and, when it
-cannot see its version table, re-applies history from the first file. Here every
-migration's transaction first takes a transaction-scoped advisory lock, which ends with
-the transaction whatever sits between the client and the server (a session lock taken
-through a transaction pooler can outlive every client), waiting at most the lock timeout;
-it then checks again that the migration is still pending. A schema whose version table
-is missing is refused rather than rebuilt.
+cannot see its version table, re-applies history from the first file. Here a run first
+takes an advisory lock inside a transaction of its own connection, held until the run
+ends: a transaction-scoped lock ends with its transaction whatever sits between client and
+server (a session lock taken through a transaction pooler can outlive every client), and
+the wait for it is bounded. Concurrent runs queue on it; the later ones find nothing to
+do. A schema whose version table is missing is refused rather than rebuilt.
 
 Aerich runs in a task of its own with an empty context: its `Tortoise.init` would
 otherwise re-initialise, and close, the application's connections.
@@ -18,7 +18,8 @@ import asyncio
 import contextvars
 import shutil
 import tempfile
-from collections.abc import Awaitable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Coroutine
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -26,11 +27,7 @@ from typing import Any, TypeVar
 import asyncpg
 from aerich import Command
 from aerich.migrate import Migrate
-from aerich.models import Aerich
-from aerich.utils import import_py_module
 from tortoise import Tortoise
-from tortoise.backends.base.client import BaseDBAsyncClient
-from tortoise.transactions import in_transaction
 
 from faceplate_models.config import APP, SCHEMA, DatabaseTarget
 from faceplate_models.engine import describe_connect_error
@@ -173,21 +170,17 @@ async def _command(config: dict[str, Any], location: Path | None) -> Command:
     return command
 
 
-async def _holder(config: dict[str, Any]) -> str:
-    """Who holds the migration lock, for the error of a migration that waited in vain."""
-    conn = await _connect(config)
-    try:
-        row = await conn.fetchrow(
-            """SELECT a.pid, a.application_name, a.usename, a.client_addr, a.state,
-                      date_trunc('second', now() - a.xact_start) AS held_for
-               FROM pg_locks l JOIN pg_stat_activity a USING (pid)
-               WHERE l.locktype = 'advisory' AND l.granted
-                 AND l.classid = $1 AND l.objid = $2 AND l.objsubid = 1""",
-            ADVISORY_LOCK_KEY >> 32,
-            ADVISORY_LOCK_KEY & 0xFFFFFFFF,
-        )
-    finally:
-        await conn.close()
+async def _holder(conn: asyncpg.Connection) -> str:
+    """Who holds the migration lock, for the error of a run that waited in vain."""
+    row = await conn.fetchrow(
+        """SELECT a.pid, a.application_name, a.usename, a.client_addr, a.state,
+                  date_trunc('second', now() - a.xact_start) AS held_for
+           FROM pg_locks l JOIN pg_stat_activity a USING (pid)
+           WHERE l.locktype = 'advisory' AND l.granted
+             AND l.classid = $1 AND l.objid = $2 AND l.objsubid = 1""",
+        ADVISORY_LOCK_KEY >> 32,
+        ADVISORY_LOCK_KEY & 0xFFFFFFFF,
+    )
     if row is None:
         return "a session that has since let it go"
     return (
@@ -197,51 +190,28 @@ async def _holder(config: dict[str, Any]) -> str:
     )
 
 
-async def _take_lock(tx: BaseDBAsyncClient, lock_timeout: float) -> None:
-    """The migration lock for this transaction, waiting at most `lock_timeout` seconds."""
-    await tx.execute_script(f"SET LOCAL lock_timeout = {round(lock_timeout * 1000)}")
-    await tx.execute_query("SELECT pg_advisory_xact_lock($1)", [ADVISORY_LOCK_KEY])
-    # The migration's own statements wait for their table locks as they would have.
-    await tx.execute_script("SET LOCAL lock_timeout TO DEFAULT")
-
-
-async def _still_applied(tx: BaseDBAsyncClient, version: str) -> bool:
-    table = await tx.execute_query_dict("SELECT to_regclass($1) IS NOT NULL AS t", [VERSION_TABLE])
-    if not table[0]["t"]:  # before the first migration: a name PostgreSQL cannot even parse
-        return False
-    rows = await tx.execute_query_dict(
-        f"SELECT 1 FROM {VERSION_TABLE} WHERE app = $1 AND version = $2", [APP, version]
-    )
-    return bool(rows)
-
-
-async def _locked_steps(
-    config: dict[str, Any], lock_timeout: float, steps: list[tuple[str, Any]], *, undo: bool
-) -> list[str]:
-    """Run each (version, step) in a transaction of its own under the migration lock,
-    skipping a version another deploy has meanwhile applied (or undone)."""
-    done: list[str] = []
-    version = "?"
+@asynccontextmanager
+async def _locked(config: dict[str, Any], lock_timeout: float) -> AsyncIterator[list[str]]:
+    """Hold the migration lock for the block; yields the applied versions, read under it."""
+    conn = await _connect(config)
     try:
-        for version, step in steps:
-            async with in_transaction() as tx:
-                await _take_lock(tx, lock_timeout)
-                if await _still_applied(tx, version) is not undo:
-                    continue
-                await step(tx)
-            done.append(version)
-    except asyncpg.LockNotAvailableError as exc:
-        raise MigrationError(
-            f"waited {lock_timeout:g} s for the migration lock (--lock-timeout) and it is "
-            f"still held, by {await _holder(config)}; nothing more was changed"
-        ) from exc
-    except Exception as exc:
-        raise MigrationError(
-            f"migration {version} failed and was rolled back; the schema and the version "
-            f"table are as they were before it ({type(exc).__name__}: {exc})"
-            + (f"; applied before it: {', '.join(done)}" if done else "")
-        ) from exc
-    return done
+        transaction = conn.transaction()
+        await transaction.start()
+        try:
+            await conn.execute(f"SET LOCAL lock_timeout = {round(lock_timeout * 1000)}")
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", ADVISORY_LOCK_KEY)
+        except asyncpg.LockNotAvailableError:
+            await transaction.rollback()
+            raise MigrationError(
+                f"waited {lock_timeout:g} s for the migration lock (--lock-timeout) and it is "
+                f"still held, by {await _holder(conn)}; nothing was changed"
+            ) from None
+        try:
+            yield await _guard(conn)
+        finally:
+            await transaction.rollback()  # it changed nothing; ending it lets the lock go
+    finally:
+        await conn.close()
 
 
 async def upgrade(
@@ -256,29 +226,24 @@ async def upgrade(
     nothing left to do. `config` must be a migration config (`migrating=True`).
     """
     files = version_files(location)
-    await _guarded(config)
+    async with _locked(config, lock_timeout):
 
-    async def work() -> list[str]:
-        command = await _command(config, location)
+        async def work() -> list[str]:
+            command = await _command(config, location)
+            try:
+                return list(await command.upgrade(run_in_transaction=True))
+            finally:
+                await Tortoise.close_connections()
+
         try:
-            modules = {m.name + ".py": m for m in Migrate.get_all_version_modules()}
-
-            def step(version: str) -> Any:
-                module = import_py_module(modules[version])
-                if not getattr(module, "RUN_IN_TRANSACTION", True):
-                    raise ConfigError(
-                        f"{version} asks to run outside a transaction, which the migration "
-                        "lock needs; split it, or run it with plain `aerich upgrade`"
-                    )
-                return lambda tx: command._upgrade(tx, version, False, modules[version])
-
-            return await _locked_steps(
-                config, lock_timeout, [(v, step(v)) for v in files], undo=False
-            )
-        finally:
-            await Tortoise.close_connections()
-
-    return await _isolated(work())
+            return await _isolated(work())
+        except Exception as exc:
+            applied = await _guarded(config)
+            failed = next((v for v in files if v not in applied), "?")
+            raise MigrationError(
+                f"migration {failed} failed and was rolled back; the schema and the version "
+                f"table are as they were before it ({type(exc).__name__}: {exc})"
+            ) from exc
 
 
 async def downgrade(
@@ -289,38 +254,29 @@ async def downgrade(
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
 ) -> list[str]:
     """Undo every migration after `version` (the number before the first underscore)."""
-    applied = await _guarded(config)
-    numbers = [int(v.split("_", 1)[0]) for v in applied]
-    if version not in numbers:
-        raise MigrationError(
-            f"version {version} is not applied (applied: {', '.join(applied) or 'none'})"
-        )
-    newer = applied[numbers.index(version) + 1 :][::-1]
-
-    async def work() -> list[str]:
-        await _command(config, location)
-        try:
-            modules = {m.name + ".py": m for m in Migrate.get_all_version_modules()}
-
-            def step(name: str) -> Any:
-                module = import_py_module(modules[name])
-
-                async def undo(tx: BaseDBAsyncClient) -> None:
-                    sql = await module.downgrade(tx)
-                    if not sql.strip():
-                        raise MigrationError(f"{name} has no downgrade")
-                    await tx.execute_script(sql)
-                    await Aerich.filter(app=APP, version=name).using_db(tx).delete()
-
-                return undo
-
-            return await _locked_steps(
-                config, lock_timeout, [(v, step(v)) for v in newer], undo=True
+    async with _locked(config, lock_timeout) as applied:
+        numbers = [int(v.split("_", 1)[0]) for v in applied]
+        if version not in numbers:
+            raise MigrationError(
+                f"version {version} is not applied (applied: {', '.join(applied) or 'none'})"
             )
-        finally:
-            await Tortoise.close_connections()
+        if version == numbers[-1]:
+            return []
+        target = int(applied[numbers.index(version) + 1].split("_", 1)[0])
 
-    return await _isolated(work())
+        async def work() -> list[str]:
+            command = await _command(config, location)
+            try:
+                return list(await command.downgrade(target, delete=False))
+            finally:
+                await Tortoise.close_connections()
+
+        try:
+            return await _isolated(work())
+        except Exception as exc:
+            raise MigrationError(
+                f"downgrade to {version} failed and was rolled back ({type(exc).__name__}: {exc})"
+            ) from exc
 
 
 def _role(name: str) -> str:

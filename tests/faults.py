@@ -1,4 +1,5 @@
-"""Real faults for the connection tests: kill backends, stop and start a server, lose replies."""
+"""Real faults for the connection tests: kill backends, stop and start a server, lose replies,
+go silent, hold a row lock."""
 
 from __future__ import annotations
 
@@ -98,24 +99,31 @@ def _message_types(data: bytes) -> set[bytes]:
     return types
 
 
-class LossyProxy:
-    """A TCP proxy to a PostgreSQL server that can lose a reply after the server acted.
+class Proxy:
+    """A TCP proxy to a PostgreSQL server that can lose a reply or go silent.
 
     `lose_reply_to(marker)`: the next time a client sends a statement containing `marker`,
     it reaches the server and runs, and the server's reply is dropped and that client's
-    connection reset.
-    That is a connection dying after a write was applied but before it was acknowledged.
+    connection reset: a connection dying after a write was applied, before it was
+    acknowledged.
+
+    `silence()`: from now on nothing is forwarded in either direction, and no socket is
+    closed, on open connections and new ones alike: a partition or a failover as a client
+    sees it, no FIN and no RST. This machine's kernel keeps acknowledging what the client
+    sends, so only the client's own deadline can notice. `heal()` forwards what was held.
     """
 
     def __init__(self, upstream: DatabaseTarget) -> None:
         self.upstream = upstream
         self.lost = 0
         self._marker: bytes | None = None
+        self._open = asyncio.Event()
+        self._open.set()
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
 
     async def start(self) -> DatabaseTarget:
-        """Listen on a free local port; returns the target to connect to instead."""
+        """Listen on a free loopback port; returns the target to connect to instead."""
         self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
         port = self._server.sockets[0].getsockname()[1]
         up = self.upstream
@@ -123,6 +131,12 @@ class LossyProxy:
 
     def lose_reply_to(self, marker: bytes) -> None:
         self._marker = marker
+
+    def silence(self) -> None:
+        self._open.clear()
+
+    def heal(self) -> None:
+        self._open.set()
 
     async def close(self) -> None:
         if self._server is not None:
@@ -146,28 +160,34 @@ class LossyProxy:
 
         async def to_server() -> None:
             marked = False
-            while data := await reader.read(65536):
-                if self._marker is not None and self._marker in data:
-                    self._marker, marked = None, True
-                # asyncpg prepares a new statement in one round trip and runs it in the next:
-                # only the reply to the run (Execute, or a simple Query) follows the write.
-                if marked and _message_types(data) & {b"E", b"Q"}:
-                    marked = False
-                    armed.set()
-                up_writer.write(data)
-                await up_writer.drain()
-            up_writer.close()
+            try:
+                while data := await reader.read(65536):
+                    await self._open.wait()
+                    if self._marker is not None and self._marker in data:
+                        self._marker, marked = None, True
+                    # asyncpg prepares a new statement in one round trip and runs it in the
+                    # next: only the reply to the run (Execute, or a Query) follows the write.
+                    if marked and _message_types(data) & {b"E", b"Q"}:
+                        marked = False
+                        armed.set()
+                    up_writer.write(data)
+                    await up_writer.drain()
+            finally:  # an end or an error on one side ends the other, once the network is up
+                await self._open.wait()
+                up_writer.transport.abort()
 
         async def to_client() -> None:
-            while data := await up_reader.read(65536):
-                if armed.is_set():
-                    self.lost += 1
-                    writer.transport.abort()  # the client sees a reset connection
-                    up_writer.close()
-                    return
-                writer.write(data)
-                await writer.drain()
-            writer.close()
+            try:
+                while data := await up_reader.read(65536):
+                    await self._open.wait()
+                    if armed.is_set():
+                        self.lost += 1
+                        return  # the client sees a reset connection
+                    writer.write(data)
+                    await writer.drain()
+            finally:
+                await self._open.wait()
+                writer.transport.abort()
 
         try:
             await asyncio.gather(to_server(), to_client(), return_exceptions=True)
@@ -176,3 +196,31 @@ class LossyProxy:
                 writer.transport.abort()
                 up_writer.transport.abort()
             self._tasks.discard(task)
+
+
+async def hold_row(target: DatabaseTarget, table: str, row_id: Any) -> asyncpg.Connection:
+    """Another session that locks the row `FOR UPDATE` until its transaction ends:
+    `await holder.execute("COMMIT")`, then close it."""
+    holder = await connect(target)
+    await holder.execute("BEGIN")
+    await holder.execute(f"SELECT 1 FROM faceplate.{table} WHERE id = $1 FOR UPDATE", row_id)  # noqa: S608
+    return holder
+
+
+async def wait_for_lock_waiters(target: DatabaseTarget, count: int, seconds: float = 5) -> None:
+    """Return once `count` of the package's backends wait on a lock."""
+    monitor = await connect(target)
+    try:
+        async with asyncio.timeout(seconds):
+            while True:
+                waiting = await monitor.fetchval(
+                    """SELECT count(*) FROM pg_stat_activity WHERE datname = $1
+                       AND application_name = $2 AND wait_event_type = 'Lock'""",
+                    target.database,
+                    APPLICATION_NAME,
+                )
+                if waiting >= count:
+                    return
+                await asyncio.sleep(0.02)
+    finally:
+        await monitor.close()

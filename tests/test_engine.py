@@ -176,8 +176,8 @@ async def test_idle_connections_killed_then_fifty_calls_all_answer(
 @pytest.fixture
 async def proxy(
     faceplate_db: DatabaseTarget, restore_db: DatabaseTarget
-) -> AsyncIterator[faults.LossyProxy]:
-    lossy = faults.LossyProxy(faceplate_db)
+) -> AsyncIterator[faults.Proxy]:
+    lossy = faults.Proxy(faceplate_db)
     await fm.init_db((await lossy.start()).url())
     try:
         yield lossy
@@ -187,7 +187,7 @@ async def proxy(
 
 
 async def test_lost_acknowledgements_of_store_writes_are_retried_without_duplicates(
-    proxy: faults.LossyProxy, caplog: pytest.LogCaptureFixture
+    proxy: faults.Proxy, caplog: pytest.LogCaptureFixture
 ) -> None:
     proxy.lose_reply_to(b"INSERT INTO faceplate.users")
     user = await fm.get_or_create_user(subject_id="sub|1", email="ada@example.com")
@@ -209,7 +209,7 @@ async def test_lost_acknowledgements_of_store_writes_are_retried_without_duplica
 
 
 async def test_lost_acknowledgement_of_an_orm_write_says_it_may_have_been_applied(
-    proxy: faults.LossyProxy, caplog: pytest.LogCaptureFixture
+    proxy: faults.Proxy, caplog: pytest.LogCaptureFixture
 ) -> None:
     proxy.lose_reply_to(b'"users"')
     with pytest.raises(ConnectionLost, match="may or may not have been applied"):

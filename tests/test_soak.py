@@ -1,7 +1,9 @@
-"""A bounded soak: 50 workers on a pool of 20 while backends die and the server restarts once.
+"""A bounded soak: 50 workers on a pool of 20 while backends die, the network goes silent for
+3 s once, and the server restarts once.
 
 At the end every acknowledged write is in the database exactly once, nothing unacknowledged
-is half-written, and every error a caller saw was one of the package's.
+is half-written, every caller was answered or got one of the package's errors, and no call
+took longer than the bound of a silent connection (twice the statement timeout).
 """
 
 from __future__ import annotations
@@ -17,12 +19,14 @@ from typing import Any
 import pytest
 
 import faceplate_models as fm
-from faceplate_models.config import DatabaseTarget
+from faceplate_models.config import DatabaseTarget, Settings
 from faceplate_models.testing import connect
 from tests import faults
 
 SECONDS = 20.0
 WORKERS = 50
+PARTITION = 3.0
+BOUND = 2 * Settings().statement_timeout
 
 
 class Ledger:
@@ -75,14 +79,29 @@ async def worker(n: int, user: fm.User, chat: fm.Conversation, ledger: Ledger, e
         ledger.slowest = max(ledger.slowest, time.monotonic() - started)
 
 
-async def chaos(target: DatabaseTarget, server: Any, end: float, figures: dict[str, float]) -> None:
-    """Terminate one to three random backends every half second or so; restart once midway."""
+async def chaos(
+    target: DatabaseTarget,
+    server: Any,
+    proxy: faults.Proxy,
+    end: float,
+    figures: dict[str, float],
+) -> None:
+    """Terminate one to three random backends every half second or so; go silent for a few
+    seconds a quarter of the way in; restart once midway."""
     rng = random.Random(7)
+    partition_at = time.monotonic() + SECONDS / 4
     restart_at = time.monotonic() + SECONDS / 2
     monitor = await connect(target)
     try:
         while time.monotonic() < end - 1:
             await asyncio.sleep(rng.uniform(0.3, 0.7))
+            if partition_at and time.monotonic() >= partition_at:
+                partition_at = 0
+                proxy.silence()
+                await asyncio.sleep(PARTITION)
+                proxy.heal()
+                figures["partition_s"] = PARTITION
+                continue
             if restart_at and time.monotonic() >= restart_at:
                 restart_at = 0
                 await monitor.close()
@@ -103,24 +122,32 @@ async def test_soak_keeps_every_acknowledged_write_exactly_once(
     restartable_db: DatabaseTarget, embedded_server: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, logger="faceplate_models")
+    proxy = faults.Proxy(restartable_db)  # the workers' network, which goes silent once
+    await fm.init_db((await proxy.start()).url())
     users = [
         await fm.get_or_create_user(subject_id=f"soak|{n}", email=f"soak{n}@example.com")
         for n in range(WORKERS)
     ]
     chats = [await fm.create_conversation(user_id=user.id) for user in users]
     ledger = Ledger()
-    figures: dict[str, float] = {"killed": 0, "restart_ms": 0}
+    figures: dict[str, float] = {"killed": 0, "restart_ms": 0, "partition_s": 0}
     end = time.monotonic() + SECONDS
-    await asyncio.gather(
-        chaos(restartable_db, embedded_server, end, figures),
-        *(worker(n, users[n], chats[n], ledger, end) for n in range(WORKERS)),
-    )
+    try:
+        await asyncio.gather(
+            chaos(restartable_db, embedded_server, proxy, end, figures),
+            *(worker(n, users[n], chats[n], ledger, end) for n in range(WORKERS)),
+        )
+    finally:
+        proxy.heal()
+        await fm.close_db()
+        await proxy.close()
 
     retried = sum("retrying once" in record.getMessage() for record in caplog.records)
     print(
         f"\nsoak {SECONDS:.0f} s, {WORKERS} workers, pool 20: {sum(ledger.ops.values())} "
-        f"operations {dict(ledger.ops)}; {figures['killed']:.0f} backends killed, restart "
-        f"{figures['restart_ms']:.0f} ms; {retried} retries; errors seen by callers "
+        f"operations {dict(ledger.ops)}; {figures['killed']:.0f} backends killed, "
+        f"{figures['partition_s']:.0f} s silent, restart {figures['restart_ms']:.0f} ms; "
+        f"{retried} retries; errors seen by callers "
         f"{dict(ledger.errors) or 'none'}; slowest call {ledger.slowest * 1000:.0f} ms"
     )
 
@@ -152,4 +179,6 @@ async def test_soak_keeps_every_acknowledged_write_exactly_once(
 
     assert half_written == 0  # every conversation's activity time is its newest message's
     assert figures["killed"] > 0 and figures["restart_ms"] > 0 and retried > 0
+    assert figures["partition_s"] == PARTITION
     assert set(ledger.errors) <= {"DatabaseUnavailable", "ConnectionLost"}
+    assert PARTITION < ledger.slowest < BOUND

@@ -15,8 +15,8 @@ from uuid6 import uuid7
 
 import faceplate_models as fm
 from faceplate_models import store
-from faceplate_models.store import conversations, messages, rows, tasks
 from faceplate_models.errors import Conflict, NotFound, ValidationError
+from faceplate_models.store import conversations, messages, rows, tasks
 
 pytestmark = pytest.mark.usefixtures("faceplate_db")
 
@@ -424,7 +424,7 @@ async def answered(user_id: Any, conversation_id: Any, content: Any) -> fm.Messa
         user_id=user_id,
         conversation_id=conversation_id,
         role="tool",
-        tool_results=result(content, call["id"]),
+        tool_results=result(content, str(call["id"])),
     )
 
 
@@ -558,7 +558,11 @@ async def test_hot_queries_use_their_indexes() -> None:
         "history before": await explain(messages.HISTORY_BEFORE_SQL, cid, ada.id, 101, at, some_id),
         "conversations": await explain(conversations.CONVERSATIONS_SQL, ada.id, 51),
         "conversations after": await explain(
-            conversations.CONVERSATIONS_AFTER_SQL, ada.id, 51, start + timedelta(seconds=500), some_id
+            conversations.CONVERSATIONS_AFTER_SQL,
+            ada.id,
+            51,
+            start + timedelta(seconds=500),
+            some_id,
         ),
         "tasks": await explain(tasks.tasks_sql(False, False), ada.id, 51),
         "tasks by state": await explain(tasks.tasks_sql(True, False), ada.id, 51, False),

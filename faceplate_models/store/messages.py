@@ -268,7 +268,12 @@ async def _append(
 
     async def append(conn: Connection) -> list[asyncpg.Record]:
         async with client.atomic(conn):
-            previous = await conn.fetchval(LOCK_CONVERSATION_SQL, cid, uid)
+            try:
+                previous = await conn.fetchval(
+                    LOCK_CONVERSATION_SQL, cid, uid, timeout=client.lock_wait
+                )
+            except TimeoutError:  # asyncpg has asked the server to cancel the wait
+                raise client.waited_too_long() from None
             if previous is None:
                 raise missing("conversation", cid)
             # After the previous activity, one microsecond apart, the last one now.
