@@ -185,6 +185,17 @@ def _rejected_parameter(exc: BaseException) -> bool:
     return isinstance(exc, asyncpg.ProtocolViolationError) and "startup parameter" in str(exc)
 
 
+def connect_error(exc: BaseException, where: str) -> FaceplateError:
+    """The package's error for a connection to `where` that could not be opened."""
+    if _rejected_parameter(exc):
+        return ConfigError(
+            f"{where} refused a startup parameter ({exc}): it is a transaction pooler. Set "
+            "FACEPLATE_DB_POOL_MODE=transaction, and point FACEPLATE_MIGRATION_DATABASE_URL "
+            "at a direct connection for migrations"
+        )
+    return DatabaseUnavailable(f"cannot connect to {where}: {describe_connect_error(exc)}")
+
+
 def driver_error(exc: BaseException) -> FaceplateError:
     """The package's error for a driver error that is not about the connection."""
     state: str | None = getattr(exc, "sqlstate", None)
@@ -574,18 +585,12 @@ class FaceplateClient(AsyncpgDBClient):
                 "FACEPLATE_DB_POOL_MAX"
             ) from None
         except Exception as exc:
-            if _rejected_parameter(exc):
-                raise ConfigError(
-                    f"{self.where} refused a startup parameter ({exc}): it is a transaction "
-                    "pooler. Set FACEPLATE_DB_POOL_MODE=transaction, and point "
-                    "FACEPLATE_MIGRATION_DATABASE_URL at a direct connection for migrations"
-                ) from exc
-            if isinstance(exc, _TRANSIENT_CONNECT) and not _fatal(exc):
+            if isinstance(exc, _TRANSIENT_CONNECT) and not (
+                _fatal(exc) or _rejected_parameter(exc)
+            ):
                 raise _Lost(exc, sent=False) from exc
             if isinstance(exc, (*_DRIVER, *_TRANSIENT_CONNECT, BaseORMException)):
-                raise DatabaseUnavailable(
-                    f"cannot connect to {self.where}: {describe_connect_error(exc)}"
-                ) from exc
+                raise connect_error(exc, self.where) from exc
             raise
 
     async def _release(self, pool: asyncpg.Pool, conn: _Proxy) -> None:

@@ -30,8 +30,8 @@ from aerich.migrate import Migrate
 from tortoise import Tortoise
 
 from faceplate_models.config import APP, SCHEMA, DatabaseTarget
-from faceplate_models.engine import describe_connect_error
-from faceplate_models.errors import ConfigError, DatabaseUnavailable, MigrationError
+from faceplate_models.engine import connect_error
+from faceplate_models.errors import ConfigError, MigrationError
 from faceplate_models.models import MODELS
 
 T = TypeVar("T")
@@ -105,9 +105,7 @@ async def _connect(config: dict[str, Any]) -> asyncpg.Connection:
             },
         )
     except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-        raise DatabaseUnavailable(
-            f"cannot reach {_target(config).describe()}: {describe_connect_error(exc)}"
-        ) from exc
+        raise connect_error(exc, _target(config).describe()) from exc
 
 
 async def _applied(conn: asyncpg.Connection) -> list[str] | None:

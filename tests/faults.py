@@ -203,7 +203,7 @@ async def hold_row(target: DatabaseTarget, table: str, row_id: Any) -> asyncpg.C
     `await holder.execute("COMMIT")`, then close it."""
     holder = await connect(target)
     await holder.execute("BEGIN")
-    await holder.execute(f"SELECT 1 FROM faceplate.{table} WHERE id = $1 FOR UPDATE", row_id)  # noqa: S608
+    await holder.execute(f"SELECT 1 FROM faceplate.{table} WHERE id = $1 FOR UPDATE", row_id)
     return holder
 
 
