@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 # pgserver carries the PostgreSQL 16 binaries and runs them as its system user when root.
-from pgserver import _commands  # type: ignore[attr-defined]
+from pgserver import _commands
 from pgserver.utils import ensure_prefix_permissions, ensure_user_exists
 
 from faceplate_models.config import DatabaseTarget

@@ -58,11 +58,11 @@ async def every_store_call(n: int) -> set[str]:
         return await getattr(fm, function)(**kwargs)
 
     user = await call("get_or_create_user", subject_id=f"tour|{n}", email=f"tour{n}@example.com")
-    me = {"user_id": user.id}
+    me: dict[str, Any] = {"user_id": user.id}
     assert (await call("get_user", **me)).id == user.id
     assert (await call("get_user_by_subject", subject_id=f"tour|{n}")).id == user.id
     chat = await call("create_conversation", **me, title="tour")
-    at = {**me, "conversation_id": chat.id}
+    at: dict[str, Any] = {**me, "conversation_id": chat.id}
     await call("get_conversation", **at)
     await call("rename_conversation", **at, title="tour, renamed")
     assert [c.id for c in (await call("list_conversations", **me)).items] == [chat.id]

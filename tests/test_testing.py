@@ -1,0 +1,69 @@
+"""The pytest plugin as a user's own test suite meets it: an application's lifespan calls a
+plain `init_db()` and closes the pool; the README's example runs as a test of its own."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from tortoise import Tortoise, connections
+
+import faceplate_models as fm
+from faceplate_models.config import DatabaseTarget
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+async def test_a_plain_init_db_in_the_session_connects_to_the_test_database(
+    faceplate_db: DatabaseTarget,
+) -> None:
+    await fm.close_db()
+    await fm.init_db()  # as an application's lifespan does, with no URL
+    rows = await connections.get("default").execute_query_dict("SELECT current_database() AS name")
+    assert rows == [{"name": faceplate_db.database}]
+
+
+async def test_an_application_closes_the_pool(faceplate_db: DatabaseTarget) -> None:
+    await fm.close_db()
+    assert not Tortoise.is_inited()
+
+
+async def test_the_next_test_still_has_its_database(faceplate_db: DatabaseTarget) -> None:
+    user = await fm.get_or_create_user(subject_id="after", email="after@example.com")
+    assert (await fm.get_user(user_id=user.id)).email == "after@example.com"
+
+
+def readme_example() -> str:
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("### Testing an application") :]
+    match = re.search(r"```python\n(.*?)```", section, re.S)
+    assert match is not None, "the README lost its example"
+    return match.group(1)
+
+
+def test_the_readme_example_runs_as_a_users_test_suite(
+    faceplate_server: DatabaseTarget, tmp_path: Path
+) -> None:
+    (tmp_path / "test_app.py").write_text(readme_example())
+    (tmp_path / "pyproject.toml").write_text(
+        "[tool.pytest.ini_options]\n"
+        'asyncio_mode = "auto"\n'
+        'asyncio_default_fixture_loop_scope = "session"\n'
+        'asyncio_default_test_loop_scope = "session"\n'
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FACEPLATE_")}
+    env["FACEPLATE_TEST_DATABASE_URL"] = faceplate_server.url()
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_app.py"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert re.search(r"\b3 passed\b", run.stdout), run.stdout
