@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from faceplate_models import migrate, store
+from faceplate_models import migrate, secrets, store
 from faceplate_models.config import (
     DatabaseTarget,
     load_settings,
@@ -136,6 +136,21 @@ async def _grants(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+async def _rotate_secrets(args: argparse.Namespace) -> int:
+    await init_db(_url(args))
+    try:
+        done = await secrets.rotate(batch=args.batch)
+    finally:
+        await close_db()
+    print(f"re-sealed {done.rotated} MCP config(s) under key {done.key_id!r}")
+    for key_id, count in done.remaining.items():
+        print(f"still under key {key_id!r}: {count} (held by a request; run this again)")
+    if done.remaining:
+        return EXIT_PENDING
+    print("no secrets remain under other keys: the old keys can be removed")
+    return EXIT_OK
+
+
 async def _demo(args: argparse.Namespace) -> int:
     await init_db(_url(args), migrate=True)
     try:
@@ -147,11 +162,20 @@ async def _demo(args: argparse.Namespace) -> int:
 
 async def _write_demo_data() -> None:
     user = await store.get_or_create_user(subject_id="demo|ada", email="Ada@Example.com")
-    await store.save_mcp_config(
-        user_id=user.id,
-        name="todo",
-        config={"transport": "stdio", "command": "faceplate-todo-mcp", "args": ["--user", "ada"]},
-    )
+    todo = {
+        "transport": "stdio",
+        "command": "faceplate-todo-mcp",
+        "args": ["--user", "ada"],
+        "env": ["TODO_API_TOKEN"],
+    }
+    try:
+        # Sealed at rest; listings show the name only.
+        await store.save_mcp_config(
+            user_id=user.id, name="todo", config=todo, secrets={"env.TODO_API_TOKEN": "demo"}
+        )
+    except ConfigError as exc:  # a server of your own, and no FACEPLATE_SECRET_KEYS
+        await store.save_mcp_config(user_id=user.id, name="todo", config=todo)
+        print(f"note          the demo's MCP token was not stored: {str(exc).split(':')[1]}")
     if not (await store.list_tasks(user_id=user.id, limit=1)).items:
         for title in ("Book the train to Lyon", "Renew the passport", "Call the plumber"):
             await store.add_task(user_id=user.id, title=title)
@@ -163,7 +187,8 @@ async def _write_demo_data() -> None:
     print(f"user          {user.email}  (subject {user.subject_id}, id {user.id})")
     for config in await store.list_mcp_configs(user_id=user.id):
         state = "enabled" if config.enabled else "disabled"
-        print(f"mcp config    {config.name} ({state}): {config.config}")
+        sealed = ", ".join(config.secret_names)
+        print(f"mcp config    {config.name} ({state}): {config.config}; secrets: {sealed}")
     for task in (await store.list_tasks(user_id=user.id)).items:
         print(f"task          {task}")
     for conversation in (await store.list_conversations(user_id=user.id)).items:
@@ -177,11 +202,14 @@ async def _write_demo_data() -> None:
 
 async def _demo_conversation(user_id: Any) -> None:
     chat = await store.create_conversation(user_id=user_id, title="What's left this week?")
-    turns: list[dict[str, Any]] = [
-        {
-            "role": Role.SYSTEM,
-            "content": "You are Faceplate. Use the todo tools for the user's list.",
-        },
+    await store.append_message(
+        user_id=user_id,
+        conversation_id=chat.id,
+        role=Role.SYSTEM,
+        content="You are Faceplate. Use the todo tools for the user's list.",
+    )
+    # One chat turn, stored as one unit: the question, the tool call, its result, the answer.
+    turn: list[dict[str, Any]] = [
         {"role": Role.USER, "content": "What is still open on my list?"},
         {
             "role": Role.ASSISTANT,
@@ -198,14 +226,13 @@ async def _demo_conversation(user_id: Any) -> None:
             "tool_results": [
                 {
                     "tool_call_id": "call_1",
-                    "content": [{"title": "Renew the passport"}, {"title": "Call the plumber"}],
+                    "content": [{"type": "text", "text": "Renew the passport; Call the plumber"}],
                 }
             ],
         },
         {"role": Role.ASSISTANT, "content": "Two things: renew the passport and call the plumber."},
     ]
-    for turn in turns:
-        await store.append_message(user_id=user_id, conversation_id=chat.id, **turn)
+    await store.append_turn(user_id=user_id, conversation_id=chat.id, messages=turn)
 
 
 def _summary(message: Any) -> str:
@@ -229,13 +256,19 @@ def _seconds(raw: str) -> float:
     return value
 
 
+def _batch(raw: str) -> int:
+    if not raw.isdigit() or not 1 <= int(raw) <= 10_000:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a whole number from 1 to 10000")
+    return int(raw)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="faceplate-db",
         description="Migrate and inspect the Faceplate database. Without --url or --url-file "
         "it uses FACEPLATE_MIGRATION_DATABASE_URL, then FACEPLATE_DATABASE_URL, or the "
         "embedded development server when neither is set.",
-        epilog="exit codes: 0 ok, 1 failed, 2 usage, 3 migrations pending, "
+        epilog="exit codes: 0 ok, 1 failed, 2 usage, 3 migrations or old secrets pending, "
         "4 database unreachable, 5 models differ from the migrations",
     )
     sub = parser.add_subparsers(dest="command", required=True)
@@ -254,6 +287,11 @@ def _parser() -> argparse.ArgumentParser:
         "grants": (
             _grants,
             "print (and with --apply run) the grants of an application role with DML only",
+        ),
+        "rotate-secrets": (
+            _rotate_secrets,
+            "re-seal every MCP secret under the first FACEPLATE_SECRET_KEYS key "
+            "(exit 3 while some remain under other keys)",
         ),
     }
     for name, (handler, help_text) in commands.items():
@@ -285,6 +323,13 @@ def _parser() -> argparse.ArgumentParser:
                 "version", type=int, help="the version number to go back to, e.g. 0"
             )
             command.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+        if name == "rotate-secrets":
+            command.add_argument(
+                "--batch",
+                type=_batch,
+                default=100,
+                help="configs re-sealed per transaction (default: %(default)s)",
+            )
         if name == "grants":
             command.add_argument("--app-role", required=True, help="the application's role")
             command.add_argument(

@@ -6,8 +6,11 @@ Everything else receives a `Settings` (or a `DatabaseTarget`) and never looks at
 
 from __future__ import annotations
 
+import base64
+import binascii
 import math
 import os
+import re
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -123,6 +126,8 @@ class Settings:
     long_statement_timeout: float = DEFAULT_LONG_STATEMENT_TIMEOUT
     data_dir: Path = Path(DEFAULT_DATA_DIR)
     test_database_url: str | None = field(default=None, repr=False)
+    #: FACEPLATE_SECRET_KEYS, parsed: (id, 32-byte key) pairs, the first sealing.
+    secret_keys: tuple[tuple[str, bytes], ...] = field(default=(), repr=False)
 
     def __post_init__(self) -> None:
         if self.pool_mode not in POOL_MODES:
@@ -196,7 +201,43 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ),
         data_dir=Path(env.get("FACEPLATE_DATA_DIR") or DEFAULT_DATA_DIR),
         test_database_url=env.get("FACEPLATE_TEST_DATABASE_URL") or None,
+        secret_keys=parse_secret_keys(env.get("FACEPLATE_SECRET_KEYS", "")),
     )
+
+
+_KEY_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,31}")
+
+
+def parse_secret_keys(
+    text: str, *, variable: str = "FACEPLATE_SECRET_KEYS"
+) -> tuple[tuple[str, bytes], ...]:
+    """Parse `id:base64-of-32-bytes` keys, separated by commas or whitespace.
+
+    Errors name the entry and its id, never a key's text.
+    """
+    keys: list[tuple[str, bytes]] = []
+    for number, entry in enumerate(re.split(r"[,\s]+", text.strip()) if text.strip() else [], 1):
+        key_id, colon, encoded = entry.partition(":")
+        if not colon or not _KEY_ID.fullmatch(key_id):
+            raise ConfigError(
+                f"{variable}: entry {number} is not `id:base64-key` with an id of letters, "
+                "digits, '.', '_' or '-' (at most 32)"
+            )
+        try:
+            key = base64.b64decode(
+                encoded.replace("-", "+").replace("_", "/") + "=" * (-len(encoded) % 4),
+                validate=True,
+            )
+        except (binascii.Error, ValueError):
+            raise ConfigError(f"{variable}: key {key_id!r} is not base64") from None
+        if len(key) != 32:
+            raise ConfigError(
+                f"{variable}: key {key_id!r} is {len(key)} bytes; AES-256 takes exactly 32"
+            )
+        if any(existing == key_id for existing, _ in keys):
+            raise ConfigError(f"{variable}: key id {key_id!r} appears twice")
+        keys.append((key_id, key))
+    return tuple(keys)
 
 
 def parse_database_url(url: str, *, variable: str = "FACEPLATE_DATABASE_URL") -> DatabaseTarget:

@@ -19,6 +19,7 @@ from tortoise import Tortoise, connections
 from tortoise.context import get_current_context
 from tortoise.exceptions import BaseORMException
 
+from faceplate_models import secrets
 from faceplate_models.config import (
     TRANSACTION,
     DatabaseTarget,
@@ -108,6 +109,14 @@ async def init_db(
     settings = settings or load_settings()
     target = resolve_target(settings, url)
     config = tortoise_config(target, settings)
+    embedded = url is None and settings.database_url is None
+    secrets.use(
+        secrets.KeyRing(settings.secret_keys)
+        if settings.secret_keys
+        else secrets.development_ring(settings.data_dir)
+        if embedded
+        else None
+    )
     _claim_loop()
     if Tortoise.is_inited():
         await close_db()

@@ -59,6 +59,10 @@ class StatementTimeout(QueryCanceled):
     """The statement ran longer than the statement timeout and the server cancelled it."""
 
 
+class SecretError(FaceplateError):
+    """A stored secret did not open: its box was altered or copied from another row."""
+
+
 class MigrationError(FaceplateError):
     """A migration could not be applied; the schema is as it was before."""
 
@@ -93,6 +97,7 @@ __all__ = [
     "NotFound",
     "PoolTimeout",
     "QueryCanceled",
+    "SecretError",
     "SerializationFailure",
     "StatementTimeout",
     "ValidationError",

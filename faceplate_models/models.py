@@ -183,8 +183,15 @@ class MCPConfig(Model):
     name = fields.CharField(max_length=MCP_NAME_MAX)
     config: Any = fields.JSONField()
     enabled = fields.BooleanField(default=True)
+    # The secret values are sealed (faceplate_models.secrets); only their names are plain.
+    secret_names: Any = fields.JSONField(default=list, description="names of the secrets")
+    secret_key_id = fields.CharField(max_length=32, null=True, description="key of the box")
+    secret_box = fields.BinaryField(null=True, description="AES-256-GCM: nonce, ciphertext, tag")
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
+
+    #: The decrypted secrets, filled in only by `get_mcp_config(..., reveal_secrets=True)`.
+    secrets: dict[str, str] | None = None
 
     if TYPE_CHECKING:
         user_id: Any

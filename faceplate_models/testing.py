@@ -8,13 +8,15 @@ faceplate-models can request them. Async fixtures share the session's event loop
 - `faceplate_server`: the server, FACEPLATE_TEST_DATABASE_URL's or a throwaway embedded one.
 - `faceplate_database`: a database created on it for this session, migrated, initialised
   with `init_db`, and dropped at the end. For the session, FACEPLATE_DATABASE_URL names it,
-  so an application's own `init_db()` (in its lifespan, say) connects there too.
+  so an application's own `init_db()` (in its lifespan, say) connects there too, and,
+  unless set, FACEPLATE_SECRET_KEYS holds a throwaway key.
 - `faceplate_db`: the same, with every `faceplate` table emptied before the test, and the
   package initialised again if the previous test's application closed it.
 """
 
 from __future__ import annotations
 
+import base64
 import os
 import tempfile
 import uuid
@@ -92,16 +94,20 @@ def faceplate_server() -> Iterator[DatabaseTarget]:
 async def faceplate_database(faceplate_server: DatabaseTarget) -> AsyncIterator[DatabaseTarget]:
     """A database of its own for the session, built by the real migrations and initialised."""
     target = await create_database(faceplate_server)
-    before = os.environ.get("FACEPLATE_DATABASE_URL")
-    os.environ["FACEPLATE_DATABASE_URL"] = target.url()
+    session = {"FACEPLATE_DATABASE_URL": target.url()}
+    if not os.environ.get("FACEPLATE_SECRET_KEYS"):  # a throwaway key seals the tests' secrets
+        session["FACEPLATE_SECRET_KEYS"] = f"test:{base64.b64encode(os.urandom(32)).decode()}"
+    before = {name: os.environ.get(name) for name in session}
+    os.environ.update(session)
     try:
         await init_db(migrate=True)
         yield target
     finally:
-        if before is None:
-            os.environ.pop("FACEPLATE_DATABASE_URL", None)
-        else:
-            os.environ["FACEPLATE_DATABASE_URL"] = before
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
         await close_db()
         await drop_database(faceplate_server, target.database)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import subprocess
 import sys
@@ -28,12 +29,18 @@ async def test_demo_twice_neither_fails_nor_duplicates(
 ) -> None:
     target = await create_database(faceplate_server, prefix="faceplate_demo")
     try:
-        env = {**os.environ, "FACEPLATE_DATABASE_URL": target.url()}
+        key = base64.b64encode(os.urandom(32)).decode()
+        env = {
+            **os.environ,
+            "FACEPLATE_DATABASE_URL": target.url(),
+            "FACEPLATE_SECRET_KEYS": f"demo:{key}",
+        }
         first, second = demo(tmp_path, env), demo(tmp_path, env)
         for run in (first, second):
             assert run.returncode == 0, run.stderr
             assert "ada@example.com" in run.stdout
             assert "calls todo.list_tasks" in run.stdout and "result [" in run.stdout
+            assert "secrets: env.TODO_API_TOKEN" in run.stdout
         assert first.stdout == second.stdout
         conn = await connect(target)
         try:
@@ -68,3 +75,58 @@ def test_unreachable_database_exits_with_its_own_code(tmp_path: Path, unused_tcp
     run = demo(tmp_path, env)
     assert run.returncode == 4
     assert "refused" in run.stderr and "pw-x" not in run.stderr
+
+
+def run_cli(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("FACEPLATE_")}
+    return subprocess.run(
+        [sys.executable, "-m", "faceplate_models.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**clean, **env},
+        timeout=120,
+        check=False,
+    )
+
+
+async def test_operator_input_is_refused_with_reasons(
+    faceplate_server: DatabaseTarget, tmp_path: Path
+) -> None:
+    target = await create_database(faceplate_server, prefix="faceplate_cli")
+    try:
+        # A password on the command line is visible to every user of the machine.
+        with_password = DatabaseTarget(
+            target.host, target.port, target.database, target.user, "hunter2-secret"
+        ).url()
+        refused = run_cli("status", "--url", with_password, env={}, cwd=tmp_path)
+        assert refused.returncode == 1 and "--url-file" in refused.stderr
+        assert "hunter2-secret" not in refused.stdout + refused.stderr
+        # The same URL from a file, or from the environment, is fine.
+        url_file = tmp_path / "url"
+        url_file.write_text(target.url() + "\n")
+        upgraded = run_cli("upgrade", "--url-file", str(url_file), env={}, cwd=tmp_path)
+        assert upgraded.returncode == 0, upgraded.stderr
+        current = run_cli("status", env={"FACEPLATE_DATABASE_URL": target.url()}, cwd=tmp_path)
+        assert current.returncode == 0, current.stderr
+        missing = run_cli(
+            "status",
+            "--migrations",
+            str(tmp_path / "nonexistent"),
+            env={"FACEPLATE_DATABASE_URL": target.url()},
+            cwd=tmp_path,
+        )
+        assert missing.returncode == 1 and "no migrations folder" in missing.stderr
+        for variable, value in (
+            ("FACEPLATE_DB_CONNECT_TIMEOUT", "inf"),
+            ("FACEPLATE_DB_STATEMENT_TIMEOUT", "nan"),
+            ("FACEPLATE_DB_LOCK_TIMEOUT", "-1"),
+        ):
+            bad = run_cli(
+                "status",
+                env={"FACEPLATE_DATABASE_URL": target.url(), variable: value},
+                cwd=tmp_path,
+            )
+            assert bad.returncode == 1 and variable in bad.stderr and "finite" in bad.stderr
+    finally:
+        await drop_database(faceplate_server, target.database)

@@ -5,6 +5,7 @@ least-privilege roles, the migration lock, and verified TLS against a server of 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
 import os
 import shutil
@@ -23,14 +24,20 @@ from tortoise.transactions import in_transaction
 import faceplate_models as fm
 from faceplate_models import store
 from faceplate_models.cli import EXIT_ERROR, EXIT_OK
-from faceplate_models.config import TRANSACTION, DatabaseTarget, Settings
+from faceplate_models.config import TRANSACTION, DatabaseTarget, Settings, load_settings
 from faceplate_models.errors import ConfigError, DatabaseUnavailable
 from faceplate_models.migrate import ADVISORY_LOCK_KEY, migrations_location, version_files
 from faceplate_models.testing import connect, create_database, drop_database
 from tests import servers
 
 ROOT = Path(__file__).resolve().parent.parent
-POOLED = Settings(pool_mode=TRANSACTION)
+
+
+def pooled() -> Settings:
+    """The session's settings (its secret key included), in transaction mode."""
+    return dataclasses.replace(load_settings(), pool_mode=TRANSACTION)
+
+
 CALL = {"id": "call_1", "type": "function", "function": {"name": "todo.list", "arguments": "{}"}}
 
 
@@ -79,7 +86,11 @@ async def every_store_call(n: int) -> set[str]:
     assert len((await call("get_history", **at, before=history.next_cursor)).items) == 2
     await call("save_mcp_config", **me, name="todo", config={"command": "todo-mcp"})
     assert (await call("get_mcp_config", **me, name="todo")).config == {"command": "todo-mcp"}
-    assert [c.name for c in await call("list_mcp_configs", **me)] == ["todo"]
+    claude = {"mcpServers": {"files": {"command": "npx", "args": [], "env": {"TOKEN": "t0k"}}}}
+    await call("import_mcp_servers", **me, document=claude)
+    files = await call("get_mcp_config", **me, name="files", reveal_secrets=True)
+    assert files.secrets == {"env.TOKEN": "t0k"}
+    assert [c.name for c in await call("list_mcp_configs", **me)] == ["files", "todo"]
     await call("delete_mcp_config", **me, name="todo")
     task = await call("add_task", **me, title="Renew the passport")
     assert (await call("get_task", **me, task_id=task.id)).title == "Renew the passport"
@@ -136,7 +147,7 @@ async def test_the_default_mode_behind_a_transaction_pooler_names_the_setting(
 async def test_the_store_and_the_orm_through_a_transaction_pooler(
     pgbouncer: servers.PgBouncer, faceplate_db: DatabaseTarget
 ) -> None:
-    await fm.init_db(pgbouncer.target(faceplate_db.database).url(), settings=POOLED)
+    await fm.init_db(pgbouncer.target(faceplate_db.database).url(), settings=pooled())
     assert await every_store_call(0) == STORE_FUNCTIONS
 
     # 50 callers x 20 store calls at once: every statement unprepared or in one transaction.
@@ -184,7 +195,7 @@ async def test_the_time_bounds_hold_through_the_pooler(
     pgbouncer: servers.PgBouncer, faceplate_db: DatabaseTarget
 ) -> None:
     """No startup parameter reaches the server there: a transaction sets its own bounds."""
-    await fm.init_db(pgbouncer.target(faceplate_db.database).url(), settings=POOLED)
+    await fm.init_db(pgbouncer.target(faceplate_db.database).url(), settings=pooled())
     user = await fm.get_or_create_user(subject_id="held", email="held@example.com")
     chat = await fm.create_conversation(user_id=user.id)
     holder = await connect(faceplate_db)
@@ -199,7 +210,7 @@ async def test_the_time_bounds_hold_through_the_pooler(
     finally:
         await holder.execute("ROLLBACK")
         await holder.close()
-    assert time.monotonic() - started < POOLED.lock_timeout + 1
+    assert time.monotonic() - started < pooled().lock_timeout + 1
 
 
 async def test_migrations_behind_a_pooler_run_on_the_direct_url(

@@ -1,19 +1,31 @@
-"""Arbitrary text and JSON into append_message: an exact round-trip or ValidationError.
+"""Arbitrary and hostile input: an exact round trip, or a `ValidationError` at a bounded cost.
 
-Never a driver error: everything PostgreSQL would refuse is caught before any SQL runs.
+Never a driver error, never another exception: everything PostgreSQL or the JSON encoder
+would refuse is caught before any SQL runs, and an oversized value is rejected while it is
+walked, before its encoded form exists.
 """
 
 from __future__ import annotations
 
+import contextlib
+import inspect
+import json
+import time
+import tracemalloc
+import uuid
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from uuid6 import uuid7
 
 import faceplate_models as fm
+from faceplate_models import store
 from faceplate_models.config import DatabaseTarget
-from faceplate_models.errors import ValidationError
+from faceplate_models.errors import Conflict, NotFound, ValidationError
 
 # Every code point, lone surrogates and NUL included.
 any_text = st.text(alphabet=st.characters(codec=None, min_codepoint=0), max_size=200)
@@ -27,6 +39,32 @@ json_values = st.recursive(
     max_leaves=30,
 )
 deep_json = st.integers(0, 120).map(lambda d: _nest(d))
+# What a hostile or careless caller passes anywhere: odd numbers, bytes, sets, non-string
+# keys, huge integers Python cannot even print, objects of any kind, nested all the ways.
+huge_ints = st.builds(lambda e, s: s * 10**e, st.integers(4000, 12000), st.sampled_from([1, -1]))
+odd_scalars = (
+    json_scalars
+    | huge_ints
+    | st.binary(max_size=50)
+    | st.uuids()
+    | st.datetimes()
+    | st.decimals(allow_nan=True)
+    | st.complex_numbers()
+    | st.just(object())
+    | st.just(Ellipsis)
+    | st.just(-0.0)
+)
+hostile = st.recursive(
+    odd_scalars,
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.tuples(inner, inner)
+        | st.sets(st.integers(), max_size=3)
+        | st.frozensets(st.text(max_size=3), max_size=3)
+        | st.dictionaries(any_text | st.integers() | st.none() | st.booleans(), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
 
 
 def _nest(depth: int) -> Any:
@@ -46,39 +84,215 @@ async def chat(faceplate_database: DatabaseTarget) -> tuple[Any, Any]:
     return owner.id, conversation.id
 
 
-async def round_trip(chat: tuple[Any, Any], **message: Any) -> None:
-    user_id, conversation_id = chat
-    try:
-        stored = await fm.append_message(
-            user_id=user_id, conversation_id=conversation_id, **message
-        )
-    except ValidationError:
-        return
-    [fetched] = list(
-        (await fm.get_history(user_id=user_id, conversation_id=conversation_id, limit=1)).items
-    )
-    assert fetched.id == stored.id
-    for key, value in message.items():
-        if key != "role":
-            assert getattr(fetched, key) == value
-
-
 @PROPERTY
 @given(content=any_text | huge_text)
 async def test_any_text_round_trips_or_is_rejected(chat: tuple[Any, Any], content: str) -> None:
-    await round_trip(chat, role="user", content=content)
+    user_id, conversation_id = chat
+    try:
+        stored = await fm.append_message(
+            user_id=user_id, conversation_id=conversation_id, role="user", content=content
+        )
+    except ValidationError:
+        return
+    [fetched] = (
+        await fm.get_history(user_id=user_id, conversation_id=conversation_id, limit=1)
+    ).items
+    assert (fetched.id, fetched.content) == (stored.id, content)
 
 
 @PROPERTY
-@given(results=json_values | deep_json)
-async def test_any_json_round_trips_or_is_rejected(chat: tuple[Any, Any], results: Any) -> None:
-    await round_trip(chat, role="tool", tool_results=results)
+@given(value=json_values | deep_json)
+async def test_any_json_round_trips_or_is_rejected(chat: tuple[Any, Any], value: Any) -> None:
+    user_id, _ = chat
+    try:
+        await fm.save_mcp_config(user_id=user_id, name="json", config={"value": value})
+    except ValidationError:
+        return
+    fetched = await fm.get_mcp_config(user_id=user_id, name="json")
+    assert fetched.config == {"value": value}
 
 
 @PROPERTY
-@given(call_id=any_text, arguments=json_values)
+@given(call_id=any_text, arguments=st.dictionaries(any_text, json_values, max_size=3))
 async def test_any_tool_call_round_trips_or_is_rejected(
-    chat: tuple[Any, Any], call_id: str, arguments: Any
+    chat: tuple[Any, Any], call_id: str, arguments: dict[str, Any]
 ) -> None:
-    calls = [{"id": call_id, "type": "function", "function": {"name": "t", "arguments": arguments}}]
-    await round_trip(chat, role="assistant", tool_calls=calls)
+    user_id, _ = chat
+    conversation = await fm.create_conversation(user_id=user_id)
+    try:
+        encoded = json.dumps(arguments)
+    except (ValueError, UnicodeError):
+        return  # not text a model could have produced
+    calls = [{"id": call_id, "type": "function", "function": {"name": "t", "arguments": encoded}}]
+    try:
+        stored = await fm.append_message(
+            user_id=user_id, conversation_id=conversation.id, role="assistant", tool_calls=calls
+        )
+    except ValidationError:
+        return
+    [fetched] = (await fm.get_history(user_id=user_id, conversation_id=conversation.id)).items
+    assert fetched.id == stored.id and fetched.tool_calls == calls
+
+
+# --- every argument of every function ----------------------------------------------------
+
+
+def valid_calls(
+    user_id: uuid.UUID, conversation_id: uuid.UUID, task_id: uuid.UUID
+) -> dict[str, dict[str, Any]]:
+    """Arguments each store function accepts, by function name (and, after a comma, a
+    second set for the same function)."""
+    at = {"user_id": user_id, "conversation_id": conversation_id}
+    result = {"tool_call_id": "open", "content": "x"}
+    return {
+        "get_or_create_user": {"subject_id": "hostile", "email": "hostile@example.com"},
+        "get_user": {"user_id": user_id},
+        "get_user_by_subject": {"subject_id": "hostile"},
+        "delete_user": {"user_id": uuid7()},
+        "create_conversation": {"user_id": user_id, "title": "t"},
+        "get_conversation": at,
+        "list_conversations": {"user_id": user_id, "limit": 5, "cursor": None},
+        "rename_conversation": {**at, "title": "t"},
+        "delete_conversation": {"user_id": user_id, "conversation_id": uuid7()},
+        "append_message": {**at, "role": "user", "content": "x", "tool_calls": None},
+        "append_turn": {**at, "messages": [{"role": "user", "content": "x"}], "turn_id": None},
+        "get_history": {**at, "limit": 5, "before": None, "after": None},
+        "list_open_tool_calls": {**at, "limit": 5},
+        "save_mcp_config": {
+            "user_id": user_id,
+            "name": "n",
+            "config": {},
+            "enabled": True,
+            "secrets": {"a": "b"},
+        },
+        "get_mcp_config": {"user_id": user_id, "name": "n", "reveal_secrets": True},
+        "list_mcp_configs": {"user_id": user_id, "enabled": None},
+        "delete_mcp_config": {"user_id": user_id, "name": "missing"},
+        "import_mcp_servers": {"user_id": user_id, "document": {"servers": {}}},
+        "add_task": {"user_id": user_id, "title": "t", "description": None},
+        "get_task": {"user_id": user_id, "task_id": task_id},
+        "list_tasks": {"user_id": user_id, "completed": None, "limit": 5, "cursor": None},
+        "update_task": {
+            "user_id": user_id,
+            "task_id": task_id,
+            "title": "t",
+            "description": None,
+            "completed": False,
+        },
+        "complete_task": {"user_id": user_id, "task_id": task_id},
+        "delete_task": {"user_id": user_id, "task_id": uuid7()},
+        "append_message, tool results": {**at, "role": "tool", "tool_results": [result]},
+    }
+
+
+def test_every_store_function_is_covered() -> None:
+    functions = {n for n in store.__all__ if inspect.iscoroutinefunction(getattr(store, n))}
+    calls = valid_calls(uuid7(), uuid7(), uuid7())
+    assert functions == {n for n in calls if "," not in n}
+    for name in functions:  # and every argument of each
+        parameters = set(inspect.signature(getattr(store, name)).parameters)
+        covered = {
+            a for label, kwargs in calls.items() if label.split(",")[0] == name for a in kwargs
+        }
+        assert parameters == covered, name
+
+
+@pytest.fixture(scope="module")
+async def world(chat: tuple[Any, Any]) -> dict[str, dict[str, Any]]:
+    user_id, conversation_id = chat
+    task = await fm.add_task(user_id=user_id, title="target")
+    await fm.append_message(
+        user_id=user_id,
+        conversation_id=conversation_id,
+        role="assistant",
+        tool_calls=[
+            {"id": "open", "type": "function", "function": {"name": "t", "arguments": "{}"}}
+        ],
+    )
+    return valid_calls(user_id, conversation_id, task.id)
+
+
+CALLS = sorted(
+    (name, argument)
+    for name, kwargs in valid_calls(uuid7(), uuid7(), uuid7()).items()
+    for argument in kwargs
+)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck))
+@given(target=st.sampled_from(CALLS), value=hostile)
+async def test_every_argument_of_every_function_takes_anything(
+    world: dict[str, dict[str, Any]], target: tuple[str, str], value: Any
+) -> None:
+    label, argument = target
+    function: Callable[..., Awaitable[Any]] = getattr(fm, label.split(",")[0])
+    kwargs = {**world[label], argument: value}
+    # Refused before any SQL, or a well-formed call about rows that are not there.
+    with contextlib.suppress(ValidationError, NotFound, Conflict):
+        await function(**kwargs)
+
+
+# --- what a rejection costs ---------------------------------------------------------------
+
+BIG = 200_000_000
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: "x" * BIG,
+        lambda: ["x"] * (BIG // 8),
+        lambda: [{"k": ["a" * 1000] * 1000}] * 200,
+        lambda: {"c": "é" * (BIG // 2)},
+    ],
+    ids=["a 200 MB string", "a 25-million-item list", "200 MB of nesting", "a 200 MB value"],
+)
+async def test_rejecting_a_huge_value_costs_little(
+    chat: tuple[Any, Any], make: Callable[[], Any]
+) -> None:
+    user_id, _ = chat
+    value = make()
+    tracemalloc.start()
+    started = time.perf_counter()
+    try:
+        with pytest.raises(ValidationError, match=r"larger than|characters long"):
+            await fm.save_mcp_config(user_id=user_id, name="huge", config={"v": value})
+        elapsed = time.perf_counter() - started
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    print(f"\nrejected in {elapsed * 1000:.1f} ms, allocating at most {peak / 1e6:.2f} MB")
+    assert peak < 10_000_000
+    assert elapsed < 1.0
+
+
+async def test_hostile_values_named_by_the_issue(chat: tuple[Any, Any]) -> None:
+    user_id, conversation_id = chat
+    at = {"user_id": user_id, "conversation_id": conversation_id}
+    cases: list[tuple[str, Awaitable[Any]]] = [
+        (
+            "tool_results",
+            fm.append_message(
+                **at, role="tool", tool_results=[{"tool_call_id": "open", "content": 10**5000}]
+            ),
+        ),
+        ("email", fm.get_or_create_user(subject_id="i", email="İ" * 300 + "@example.com")),
+        ("config", fm.save_mcp_config(user_id=user_id, name="n", config={"n": Decimal("1.5")})),
+        ("config", fm.save_mcp_config(user_id=user_id, name="n", config={"n": 2**20000})),
+        ("limit", fm.list_tasks(user_id=user_id, limit=10**100)),
+        ("cursor", fm.list_tasks(user_id=user_id, cursor="A" * 10_000_000)),
+        ("user_id", fm.get_user(user_id="0" * 100_000_000)),
+    ]
+    for field, call in cases:
+        with pytest.raises(ValidationError) as caught:
+            await call
+        assert caught.value.field == field
+
+
+async def test_what_does_not_round_trip_is_documented(chat: tuple[Any, Any]) -> None:
+    """JSONB keeps numbers as decimals: -0.0 has no sign there (the README says so)."""
+    user_id, _ = chat
+    await fm.save_mcp_config(user_id=user_id, name="zero", config={"z": -0.0, "big": 2**80})
+    fetched = await fm.get_mcp_config(user_id=user_id, name="zero")
+    assert fetched.config == {"z": 0.0, "big": 2**80}
+    assert str(fetched.config["z"]) == "0.0"

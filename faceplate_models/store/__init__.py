@@ -23,6 +23,7 @@ from faceplate_models.store.conversations import (
 from faceplate_models.store.mcp_configs import (
     delete_mcp_config,
     get_mcp_config,
+    import_mcp_servers,
     list_mcp_configs,
     save_mcp_config,
 )
@@ -84,6 +85,7 @@ __all__ = [
     "get_task",
     "get_user",
     "get_user_by_subject",
+    "import_mcp_servers",
     "list_conversations",
     "list_mcp_configs",
     "list_open_tool_calls",

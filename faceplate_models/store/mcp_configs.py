@@ -1,12 +1,24 @@
-"""MCP configs: how to start or reach each of a user's MCP servers, by a name unique to them."""
+"""MCP configs: how to start or reach each of a user's MCP servers, by a name unique to them.
+
+A config says how to start or reach the server; its secrets (env values, header values,
+tokens) are sealed apart (`faceplate_models.secrets`), and listings show their names only.
+By convention, and as `import_mcp_servers` stores them, a secret named `env.NAME` is the
+value of environment variable NAME (the config's `env` lists the names) and one named
+`headers.NAME` the value of HTTP header NAME (the config's `headers` lists them).
+"""
 
 from __future__ import annotations
 
+import json
 import uuid
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Final
 
+from tortoise.transactions import in_transaction
 from uuid6 import uuid7
 
+from faceplate_models import secrets as sealed
+from faceplate_models.errors import ValidationError
 from faceplate_models.models import MCP_NAME_MAX, MCPConfig
 from faceplate_models.store.rows import (
     builder,
@@ -17,42 +29,80 @@ from faceplate_models.store.rows import (
     missing,
     now,
 )
-from faceplate_models.store.validation import as_uuid, flag, json_object, required_text
+from faceplate_models.store.validation import (
+    MAX_JSON_BYTES,
+    as_uuid,
+    flag,
+    json_object,
+    required_text,
+    string_map,
+)
 
-_COLUMNS = "id, user_id, name, config, enabled, created_at, updated_at"
+#: Most secrets per config, and their sizes: names, and values (a JWT can be a few KB).
+MAX_SECRETS: Final = 64
+MAX_SECRET_NAME: Final = 128
+MAX_SECRET_VALUE: Final = 16_384
+#: Most servers one imported document may hold.
+MAX_IMPORTED_SERVERS: Final = 100
+
+_COLUMNS = (
+    "id, user_id, name, config, enabled, secret_names, secret_key_id, secret_box, "
+    "created_at, updated_at"
+)
 _mcp_configs = builder(MCPConfig)
+# $7 is the secrets' names (JSON) when secrets were given, NULL to keep the stored ones.
+SAVE_SQL = f"""INSERT INTO faceplate.mcp_configs ({_COLUMNS})
+    VALUES ($2, $1, $3, $4::jsonb, $5, COALESCE($7::jsonb, '[]'), $8, $9, $6, $6)
+    ON CONFLICT (user_id, name) DO UPDATE SET config = EXCLUDED.config,
+        enabled = EXCLUDED.enabled, updated_at = EXCLUDED.updated_at,
+        secret_names = CASE WHEN $7::jsonb IS NULL THEN mcp_configs.secret_names
+                            ELSE EXCLUDED.secret_names END,
+        secret_key_id = CASE WHEN $7::jsonb IS NULL THEN mcp_configs.secret_key_id
+                             ELSE EXCLUDED.secret_key_id END,
+        secret_box = CASE WHEN $7::jsonb IS NULL THEN mcp_configs.secret_box
+                          ELSE EXCLUDED.secret_box END
+    RETURNING {_COLUMNS}"""
 
 
 async def save_mcp_config(
-    *, user_id: uuid.UUID | str, name: str, config: dict[str, Any], enabled: bool = True
+    *,
+    user_id: uuid.UUID | str,
+    name: str,
+    config: dict[str, Any],
+    enabled: bool = True,
+    secrets: Mapping[str, str] | None = None,
 ) -> MCPConfig:
-    """Create the user's MCP config of this name, or replace its config and enabled flag."""
+    """Create the user's MCP config of this name, or replace its config and enabled flag.
+
+    `secrets` are sealed, never stored in plain: None keeps the stored ones, `{}`
+    removes them.
+    """
     uid = as_uuid("user_id", user_id)
     label = required_text("name", name, MCP_NAME_MAX)
     body = json_object("config", config)
     on = flag("enabled", enabled)
+    names = key_id = box = None
+    if secrets is not None:
+        values = string_map("secrets", secrets, MAX_SECRETS, MAX_SECRET_NAME, MAX_SECRET_VALUE)
+        if values:
+            sorted_names, key_id, box = sealed.seal(uid, label, values)
+            names = json.dumps(sorted_names)
+        else:
+            names = "[]"
     row = await insert_owned(
-        "mcp_configs",
-        _COLUMNS,
-        f"""INSERT INTO faceplate.mcp_configs ({_COLUMNS})
-            VALUES ($2, $1, $3, $4::jsonb, $5, $6, $6)
-            ON CONFLICT (user_id, name) DO UPDATE SET config = EXCLUDED.config,
-                enabled = EXCLUDED.enabled, updated_at = EXCLUDED.updated_at
-            RETURNING {_COLUMNS}""",
-        uid,
-        uuid7(),
-        label,
-        body,
-        on,
-        now(),
+        "mcp_configs", _COLUMNS, SAVE_SQL, uid, uuid7(), label, body, on, now(), names, key_id, box
     )
     return _mcp_configs(row)
 
 
-async def get_mcp_config(*, user_id: uuid.UUID | str, name: str) -> MCPConfig:
-    """The user's MCP config of this name."""
+async def get_mcp_config(
+    *, user_id: uuid.UUID | str, name: str, reveal_secrets: bool = False
+) -> MCPConfig:
+    """The user's MCP config of this name; with `reveal_secrets`, its `secrets` opened,
+    for the code that starts the MCP client."""
     uid = as_uuid("user_id", user_id)
     label = required_text("name", name, MCP_NAME_MAX)
+    reveal = flag("reveal_secrets", reveal_secrets)
     row = await fetchrow(
         f"SELECT {_COLUMNS} FROM faceplate.mcp_configs WHERE user_id = $1 AND name = $2",
         uid,
@@ -60,13 +110,20 @@ async def get_mcp_config(*, user_id: uuid.UUID | str, name: str) -> MCPConfig:
     )
     if row is None:
         raise missing("MCP config", repr(label))
-    return _mcp_configs(row)
+    found = _mcp_configs(row)
+    if reveal:
+        key_id, box = found.secret_key_id, found.secret_box
+        found.secrets = {}
+        if key_id is not None and box is not None:
+            found.secrets = sealed.open_box(uid, label, found.secret_names, key_id, box)
+    return found
 
 
 async def list_mcp_configs(
     *, user_id: uuid.UUID | str, enabled: bool | None = None
 ) -> list[MCPConfig]:
-    """The user's MCP configs by name, optionally only the enabled (or disabled) ones."""
+    """The user's MCP configs by name (secrets by name only), optionally only the enabled
+    (or disabled) ones."""
     uid = as_uuid("user_id", user_id)
     state = flag("enabled", enabled, optional=True)
     rows = await fetch(
@@ -89,4 +146,81 @@ async def delete_mcp_config(*, user_id: uuid.UUID | str, name: str) -> None:
         raise missing("MCP config", repr(label))
 
 
-__all__ = ["delete_mcp_config", "get_mcp_config", "list_mcp_configs", "save_mcp_config"]
+# --- importing the files users already have ----------------------------------------------
+
+
+def _document(document: object) -> Mapping[str, Any]:
+    if isinstance(document, str | bytes):
+        if len(document) > MAX_JSON_BYTES:
+            raise ValidationError("document", f"is larger than {MAX_JSON_BYTES} bytes")
+        try:
+            document = json.loads(document)
+        except ValueError as exc:
+            raise ValidationError("document", f"is not JSON ({exc})") from None
+    if not isinstance(document, Mapping):
+        raise ValidationError("document", "must be a JSON object (an mcp.json document)")
+    servers = document.get("mcpServers", document.get("servers"))
+    if not isinstance(servers, Mapping):
+        raise ValidationError(
+            "document",
+            "has no servers: Claude Desktop and Cursor keep them under mcpServers, "
+            "VS Code under servers",
+        )
+    if len(servers) > MAX_IMPORTED_SERVERS:
+        raise ValidationError("document", f"has more than {MAX_IMPORTED_SERVERS} servers")
+    return servers
+
+
+def _split(name: str, entry: object) -> tuple[dict[str, Any], dict[str, str], bool]:
+    """One server's entry: (its config, its secrets, whether it is enabled)."""
+    if not isinstance(entry, Mapping):
+        raise ValidationError("document", f"server {name!r} is not an object")
+    config = {key: value for key, value in entry.items() if key not in ("env", "headers")}
+    disabled = config.pop("disabled", False)
+    if not isinstance(disabled, bool):
+        raise ValidationError("document", f"server {name!r} has a disabled that is not a bool")
+    kind = config.pop("type", None) or ("http" if "url" in entry else "stdio")
+    config["transport"] = kind
+    found: dict[str, str] = {}
+    for part in ("env", "headers"):
+        values = string_map(
+            "document", entry.get(part) or {}, MAX_SECRETS, MAX_SECRET_NAME, MAX_SECRET_VALUE
+        )
+        if values:
+            config[part] = sorted(values)
+            found.update({f"{part}.{key}": value for key, value in values.items()})
+    if len(found) > MAX_SECRETS:
+        raise ValidationError("document", f"server {name!r} has more than {MAX_SECRETS} secrets")
+    return config, found, not disabled
+
+
+async def import_mcp_servers(
+    *, user_id: uuid.UUID | str, document: str | bytes | Mapping[str, Any]
+) -> list[MCPConfig]:
+    """Save one config per server of a Claude Desktop `claude_desktop_config.json`, a Cursor
+    `mcp.json` (`mcpServers`: `command`/`args`/`env`, or `url`/`headers`) or a VS Code
+    `mcp.json` (`servers`, with `type`), all in one transaction.
+
+    Env values and header values become secrets (`env.NAME`, `headers.NAME`); the config
+    keeps everything else, the names under `env` and `headers`, and a `transport`.
+    """
+    uid = as_uuid("user_id", user_id)
+    parsed = [(name, *_split(name, entry)) for name, entry in _document(document).items()]
+    async with in_transaction():
+        return [
+            await save_mcp_config(
+                user_id=uid, name=name, config=config, enabled=enabled, secrets=found
+            )
+            for name, config, found, enabled in parsed
+        ]
+
+
+__all__ = [
+    "MAX_SECRETS",
+    "MAX_SECRET_VALUE",
+    "delete_mcp_config",
+    "get_mcp_config",
+    "import_mcp_servers",
+    "list_mcp_configs",
+    "save_mcp_config",
+]

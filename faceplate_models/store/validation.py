@@ -258,18 +258,20 @@ def json_object(field: str, value: object) -> str:
     return json_text(field, value)
 
 
-def string_map(field: str, value: object, max_entries: int, max_chars: int) -> dict[str, str]:
-    """A dict of non-empty string names to string values."""
+def string_map(
+    field: str, value: object, max_entries: int, max_name: int, max_value: int
+) -> dict[str, str]:
+    """A dict of non-empty string names (at most `max_name` characters) to string values."""
     if not isinstance(value, Mapping):
         raise ValidationError(field, f"must be a dict of strings, not {_show(value)}")
     if len(value) > max_entries:
         raise ValidationError(field, f"has {len(value)} entries; the limit is {max_entries}")
     result: dict[str, str] = {}
     for name, item in value.items():
-        key = text(field, name, max_chars)
+        key = text(field, name, max_name)
         if not key:
             raise ValidationError(field, "has an empty name")
-        result[key] = text(field, item, max_chars)
+        result[key] = text(field, item, max_value)
     return result
 
 

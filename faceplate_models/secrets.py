@@ -1,0 +1,195 @@
+"""MCP secrets at rest: a key ring, authenticated encryption, and rotation.
+
+An MCP config's secret values (env values, header values, tokens) are stored only as one
+AES-256-GCM box per config: a fresh 96-bit nonce per write, the ciphertext and its tag,
+with the id of the key that sealed it beside it. The associated data is the row's identity
+(the user, the config's name, the secrets' names), so a box copied into another row, or
+another user's, fails to open. Listings show the names only.
+
+Keys come from FACEPLATE_SECRET_KEYS (`id:base64-of-32-bytes`, comma-separated): the first
+seals, all open. With the embedded development server and no keys, a development key is
+made in its data directory; anywhere else, storing a secret without keys is a
+`ConfigError`. Rotation (`faceplate-db rotate-secrets`) re-seals every box under the first
+key in batches, each its own transaction, skipping rows a live request holds.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from faceplate_models.config import parse_secret_keys
+from faceplate_models.engine import Connection, current
+from faceplate_models.errors import ConfigError, SecretError
+
+log = logging.getLogger(__name__)
+
+NONCE_BYTES: Final = 12
+DEVELOPMENT_KEY_FILE: Final = "secret-key"
+_AAD_PREFIX: Final = b"faceplate/mcp-secrets/v1\x00"
+
+
+@dataclass(frozen=True)
+class KeyRing:
+    """Keys by id: `primary` seals, every key opens. `repr` never shows a key."""
+
+    keys: tuple[tuple[str, bytes], ...] = field(repr=False)
+
+    @property
+    def primary(self) -> str:
+        return self.keys[0][0]
+
+    def key(self, key_id: str) -> bytes | None:
+        return next((key for kid, key in self.keys if kid == key_id), None)
+
+
+# The ring `init_db` installs; None: no keys, and secrets cannot be stored.
+_ring: KeyRing | None = None
+
+
+def use(ring: KeyRing | None) -> None:
+    """Install the key ring the store seals and opens secrets with (`init_db` does)."""
+    global _ring
+    _ring = ring
+
+
+def development_ring(data_dir: Path) -> KeyRing:
+    """The embedded server's key, made on first use in its data directory (mode 0600)."""
+    path = data_dir / DEVELOPMENT_KEY_FILE
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        encoded = base64.b64encode(AESGCM.generate_key(bit_length=256)).decode()
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as file:
+            file.write(f"dev:{encoded}\n")
+        log.warning(
+            "FACEPLATE_SECRET_KEYS is unset: MCP secrets are sealed with a development key "
+            "made in %s (fine for the embedded server; set keys anywhere else)",
+            path,
+        )
+    keys = parse_secret_keys(path.read_text(), variable=f"the development key in {path}")
+    return KeyRing(keys)
+
+
+def _ring_or_refuse(what: str) -> KeyRing:
+    if _ring is None:
+        raise ConfigError(
+            f"cannot {what}: FACEPLATE_SECRET_KEYS is not set. Set it to one or more "
+            "`id:base64-of-32-random-bytes` keys, comma-separated (the first seals, all "
+            'open); `python -c "import os, base64; print(base64.b64encode(os.urandom(32))'
+            '.decode())"` makes one'
+        )
+    return _ring
+
+
+def _aad(user_id: uuid.UUID, name: str, names: list[str]) -> bytes:
+    return _AAD_PREFIX + json.dumps([str(user_id), name, names]).encode()
+
+
+def seal(user_id: uuid.UUID, name: str, secrets: Mapping[str, str]) -> tuple[list[str], str, bytes]:
+    """Encrypt `secrets` for this row: (the sorted names, the key id, the box)."""
+    ring = _ring_or_refuse("store MCP secrets")
+    names = sorted(secrets)
+    nonce = os.urandom(NONCE_BYTES)
+    plaintext = json.dumps({n: secrets[n] for n in names}).encode()
+    key = ring.key(ring.primary)
+    assert key is not None  # noqa: S101 - the primary is one of the ring's keys
+    box = nonce + AESGCM(key).encrypt(nonce, plaintext, _aad(user_id, name, names))
+    return names, ring.primary, box
+
+
+def open_box(
+    user_id: uuid.UUID, name: str, names: list[str], key_id: str, box: bytes
+) -> dict[str, str]:
+    """Decrypt a box sealed for this row; `SecretError` when it was not."""
+    ring = _ring_or_refuse("read MCP secrets")
+    key = ring.key(key_id)
+    if key is None:
+        raise ConfigError(
+            f"the secrets of MCP config {name!r} are sealed with key {key_id!r}, which "
+            "FACEPLATE_SECRET_KEYS does not hold: add that key back (after the current one) "
+            "to read them, then rotate"
+        )
+    try:
+        plaintext = AESGCM(key).decrypt(
+            box[:NONCE_BYTES], box[NONCE_BYTES:], _aad(user_id, name, names)
+        )
+    except InvalidTag:
+        raise SecretError(
+            f"the secrets of MCP config {name!r} do not open: the stored box was altered, or "
+            "copied from another row"
+        ) from None
+    opened: dict[str, str] = json.loads(plaintext)
+    return opened
+
+
+# --- rotation ----------------------------------------------------------------------------
+
+_OLD_BOXES = """SELECT id, user_id, name, secret_names, secret_key_id, secret_box
+    FROM faceplate.mcp_configs WHERE secret_key_id <> $1
+    ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED"""
+_RESEAL = """UPDATE faceplate.mcp_configs AS c SET secret_key_id = $1, secret_box = r.box
+    FROM unnest($2::uuid[], $3::bytea[]) AS r(id, box) WHERE c.id = r.id"""
+_REMAINING = """SELECT secret_key_id, count(*) AS n FROM faceplate.mcp_configs
+    WHERE secret_key_id <> $1 GROUP BY secret_key_id ORDER BY secret_key_id"""
+
+
+@dataclass(frozen=True)
+class Rotation:
+    """What a rotation did: rows re-sealed, and rows still under other keys, by key id."""
+
+    key_id: str
+    rotated: int
+    remaining: dict[str, int]
+
+
+async def rotate(*, batch: int = 100) -> Rotation:
+    """Re-seal every box under the primary key, `batch` rows per transaction.
+
+    Safe to interrupt and run again (each batch commits on its own) and beside live
+    traffic (rows a request holds are skipped, and counted as remaining).
+    """
+    ring = _ring_or_refuse("rotate MCP secrets")
+    client = current()
+    rotated = 0
+
+    async def one_batch(conn: Connection) -> int:
+        async with client.atomic(conn, long=True):
+            rows = await conn.fetch(_OLD_BOXES, ring.primary, batch)
+            boxes = []
+            for row in rows:
+                names = json.loads(row["secret_names"])
+                opened = open_box(
+                    row["user_id"], row["name"], names, row["secret_key_id"], row["secret_box"]
+                )
+                _, _, box = seal(row["user_id"], row["name"], opened)
+                boxes.append(box)
+            await conn.execute(_RESEAL, ring.primary, [r["id"] for r in rows], boxes)
+        return len(rows)
+
+    while done := await client.run(one_batch, long=True):
+        rotated += done
+        log.info("re-sealed %d MCP secret boxes under key %r", rotated, ring.primary)
+    rows = await client.run(lambda conn: conn.fetch(_REMAINING, ring.primary))
+    return Rotation(ring.primary, rotated, {r["secret_key_id"]: r["n"] for r in rows})
+
+
+__all__ = [
+    "KeyRing",
+    "Rotation",
+    "development_ring",
+    "open_box",
+    "rotate",
+    "seal",
+    "use",
+]

@@ -1,0 +1,364 @@
+"""MCP secrets at rest: sealed, bound to their row, rotated, imported from the files users have."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import dataclasses
+import json
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import faceplate_models as fm
+from faceplate_models import secrets
+from faceplate_models.cli import EXIT_OK
+from faceplate_models.config import DatabaseTarget, Settings, load_settings, parse_secret_keys
+from faceplate_models.errors import ConfigError, SecretError, ValidationError
+from faceplate_models.testing import connect
+
+pytestmark = pytest.mark.usefixtures("faceplate_db")
+
+ROOT = Path(__file__).resolve().parent.parent
+TOKEN = "sk-live-7Hq2-do-not-leak"
+BEARER = "Bearer eyJhbGciOi.not-for-your-eyes"
+
+
+def key(key_id: str) -> str:
+    return f"{key_id}:{base64.b64encode(os.urandom(32)).decode()}"
+
+
+def with_keys(*keys: str) -> Settings:
+    return dataclasses.replace(load_settings(), secret_keys=parse_secret_keys(",".join(keys)))
+
+
+async def raw_table(target: DatabaseTarget) -> str:
+    """Everything stored in mcp_configs, as PostgreSQL prints it."""
+    conn = await connect(target)
+    try:
+        rows = await conn.fetch("SELECT c::text AS row FROM faceplate.mcp_configs c")
+    finally:
+        await conn.close()
+    return "\n".join(row["row"] for row in rows)
+
+
+async def user(n: int = 0) -> fm.User:
+    return await fm.get_or_create_user(subject_id=f"secrets|{n}", email=f"s{n}@example.com")
+
+
+async def test_secret_values_are_stored_only_sealed(faceplate_db: DatabaseTarget) -> None:
+    ada = await user()
+    saved = await fm.save_mcp_config(
+        user_id=ada.id,
+        name="github",
+        config={"url": "https://mcp.example/github", "headers": ["Authorization"]},
+        secrets={"headers.Authorization": BEARER, "env.TOKEN": TOKEN},
+    )
+    assert saved.secret_names == ["env.TOKEN", "headers.Authorization"]
+    stored = await raw_table(faceplate_db)
+    for value in (TOKEN, BEARER, "7Hq2", "not-for-your-eyes"):
+        assert value not in stored
+    [listed] = await fm.list_mcp_configs(user_id=ada.id)
+    assert listed.secret_names == ["env.TOKEN", "headers.Authorization"]
+    assert listed.secrets is None
+    revealed = await fm.get_mcp_config(user_id=ada.id, name="github", reveal_secrets=True)
+    assert revealed.secrets == {"env.TOKEN": TOKEN, "headers.Authorization": BEARER}
+    # A new config keeps its secrets; {} removes them.
+    await fm.save_mcp_config(user_id=ada.id, name="github", config={"url": "https://x"})
+    kept = await fm.get_mcp_config(user_id=ada.id, name="github", reveal_secrets=True)
+    assert kept.secrets == revealed.secrets and kept.config == {"url": "https://x"}
+    await fm.save_mcp_config(user_id=ada.id, name="github", config={}, secrets={})
+    cleared = await fm.get_mcp_config(user_id=ada.id, name="github", reveal_secrets=True)
+    assert cleared.secrets == {} and cleared.secret_names == [] and cleared.secret_box is None
+
+
+async def test_every_write_has_a_fresh_nonce(faceplate_db: DatabaseTarget) -> None:
+    ada = await user()
+    boxes = set()
+    for _ in range(5):
+        saved = await fm.save_mcp_config(
+            user_id=ada.id, name="same", config={}, secrets={"env.TOKEN": TOKEN}
+        )
+        boxes.add(saved.secret_box)
+    assert len(boxes) == 5
+
+
+async def test_a_box_moved_to_another_row_does_not_open(faceplate_db: DatabaseTarget) -> None:
+    ada, bob = await user(1), await user(2)
+    for owner in (ada, bob):
+        await fm.save_mcp_config(user_id=owner.id, name="x", config={}, secrets={"k": "mine"})
+    await fm.save_mcp_config(user_id=ada.id, name="y", config={}, secrets={"k": "other"})
+    conn = await connect(faceplate_db)
+    try:
+        # Ada's box of "x" copied over Bob's "x", then over Ada's own "y".
+        for target_user, target_name in ((bob.id, "x"), (ada.id, "y")):
+            await conn.execute(
+                """UPDATE faceplate.mcp_configs AS t SET secret_box = s.secret_box,
+                       secret_key_id = s.secret_key_id, secret_names = s.secret_names
+                   FROM faceplate.mcp_configs s
+                   WHERE s.user_id = $1 AND s.name = 'x' AND t.user_id = $2 AND t.name = $3""",
+                ada.id,
+                target_user,
+                target_name,
+            )
+    finally:
+        await conn.close()
+    for owner, name in ((bob, "x"), (ada, "y")):
+        with pytest.raises(SecretError, match="copied from another row"):
+            await fm.get_mcp_config(user_id=owner.id, name=name, reveal_secrets=True)
+    intact = await fm.get_mcp_config(user_id=ada.id, name="x", reveal_secrets=True)
+    assert intact.secrets == {"k": "mine"}
+
+
+@pytest.mark.usefixtures("restore_db")
+async def test_rotation_reseals_in_batches_beside_live_traffic(
+    faceplate_db: DatabaseTarget,
+) -> None:
+    old, new = key("k1"), key("k2")
+    await fm.init_db(faceplate_db.url(), settings=with_keys(old))
+    owners = [await user(n) for n in range(5)]
+    for owner in owners:
+        for i in range(50):
+            await fm.save_mcp_config(
+                user_id=owner.id, name=f"c{i}", config={"i": i}, secrets={"t": f"{owner.id}-{i}"}
+            )
+    await fm.init_db(faceplate_db.url(), settings=with_keys(new, old))
+
+    # A run cut short: whatever it had done stands, every box opens under one key or the other.
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(secrets.rotate(batch=1), timeout=0.02)
+    for owner in owners:
+        for i in (0, 49):
+            found = await fm.get_mcp_config(user_id=owner.id, name=f"c{i}", reveal_secrets=True)
+            assert found.secrets == {"t": f"{owner.id}-{i}"}
+
+    # A live request holds 30 of the rows; others are being written while the rotation runs.
+    holder = await connect(faceplate_db)
+    await holder.execute("BEGIN")
+    await holder.execute(
+        """SELECT 1 FROM faceplate.mcp_configs WHERE user_id = $1 AND name = ANY($2::text[])
+           FOR UPDATE""",
+        owners[1].id,
+        [f"c{i}" for i in range(30)],
+    )
+
+    async def live_traffic() -> int:
+        for i in range(25):
+            await fm.save_mcp_config(
+                user_id=owners[0].id, name=f"c{i}", config={"i": i}, secrets={"t": "changed"}
+            )
+        return 25
+
+    try:
+        rotation, writes = await asyncio.gather(secrets.rotate(batch=10), live_traffic())
+    finally:
+        await holder.execute("ROLLBACK")
+        await holder.close()
+    again = await secrets.rotate(batch=10)
+    print(
+        f"\nrotation beside {writes} live writes: {rotation.rotated} re-sealed, "
+        f"{rotation.remaining} held back; the next run re-sealed {again.rotated}"
+    )
+    assert rotation.remaining == {"k1": 30}
+    assert again.rotated == 30 and again.remaining == {}
+
+    # The old key can go: everything opens with the new one alone.
+    await fm.init_db(faceplate_db.url(), settings=with_keys(new))
+    found = await fm.get_mcp_config(user_id=owners[0].id, name="c3", reveal_secrets=True)
+    assert found.secrets == {"t": "changed"}
+    found = await fm.get_mcp_config(user_id=owners[4].id, name="c49", reveal_secrets=True)
+    assert found.secrets == {"t": f"{owners[4].id}-49"}
+
+
+@pytest.mark.usefixtures("restore_db")
+async def test_a_missing_key_is_named_and_nothing_is_deleted(
+    faceplate_db: DatabaseTarget,
+) -> None:
+    await fm.init_db(faceplate_db.url(), settings=with_keys(key("gone")))
+    ada = await user()
+    await fm.save_mcp_config(user_id=ada.id, name="x", config={}, secrets={"k": "v"})
+    await fm.init_db(faceplate_db.url(), settings=with_keys(key("current")))
+    with pytest.raises(ConfigError, match="'gone'"):
+        await fm.get_mcp_config(user_id=ada.id, name="x", reveal_secrets=True)
+    with pytest.raises(ConfigError, match="'gone'"):
+        await secrets.rotate()
+    assert [c.name for c in await fm.list_mcp_configs(user_id=ada.id)] == ["x"]
+
+
+@pytest.mark.usefixtures("restore_db")
+async def test_without_keys_secrets_are_refused(faceplate_db: DatabaseTarget) -> None:
+    await fm.init_db(faceplate_db.url(), settings=Settings())  # no keys, not the embedded server
+    ada = await user()
+    with pytest.raises(ConfigError, match="FACEPLATE_SECRET_KEYS is not set"):
+        await fm.save_mcp_config(user_id=ada.id, name="x", config={}, secrets={"k": "v"})
+    await fm.save_mcp_config(user_id=ada.id, name="x", config={})  # a config without secrets
+    assert await fm.list_mcp_configs(user_id=ada.id)
+
+
+def test_the_development_key_is_made_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING)
+    first = secrets.development_ring(tmp_path)
+    second = secrets.development_ring(tmp_path)
+    assert first == second and first.primary == "dev"
+    assert (tmp_path / secrets.DEVELOPMENT_KEY_FILE).stat().st_mode & 0o777 == 0o600
+    assert sum("development key" in r.getMessage() for r in caplog.records) == 1
+
+
+@pytest.mark.parametrize(
+    "keys",
+    [
+        "k1",
+        "k1:",
+        "k1:not*base64",
+        f"k1:{base64.b64encode(b'short').decode()}",
+        f"bad id:{base64.b64encode(os.urandom(32)).decode()}",
+        f"{key('k1')},{key('k1')}",
+    ],
+)
+def test_bad_keys_are_refused_without_printing_them(keys: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"FACEPLATE_SECRET_KEYS": keys})
+    material = keys.split(":", 1)[1] if ":" in keys else ""
+    assert "FACEPLATE_SECRET_KEYS" in str(caught.value)
+    for part in material.split(","):
+        if len(part) > 8:
+            assert part not in str(caught.value)
+
+
+def test_the_key_ring_never_shows_a_key() -> None:
+    ring = secrets.KeyRing(parse_secret_keys(key("k1")))
+    assert base64.b64encode(ring.keys[0][1]).decode() not in repr(ring)
+    assert repr(load_settings({"FACEPLATE_SECRET_KEYS": key("k1")})).count("k1") == 0
+
+
+# --- importing the files users already have ----------------------------------------------
+
+CLAUDE_DESKTOP = {
+    "mcpServers": {
+        "filesystem": {
+            "command": "npx",
+            "args": ["-y", "@modelcontextprotocol/server-filesystem", "/Users/ada/Desktop"],
+        },
+        "github": {
+            "command": "docker",
+            "args": [
+                "run",
+                "-i",
+                "--rm",
+                "-e",
+                "GITHUB_PERSONAL_ACCESS_TOKEN",
+                "ghcr.io/github/github-mcp-server",
+            ],
+            "env": {"GITHUB_PERSONAL_ACCESS_TOKEN": TOKEN},
+        },
+    }
+}
+CURSOR = {
+    "mcpServers": {
+        "server-name": {"command": "npx", "args": ["-y", "mcp-server"], "env": {"API_KEY": TOKEN}},
+        "remote": {"url": "https://mcp.example.com/mcp", "headers": {"Authorization": BEARER}},
+    }
+}
+VS_CODE = {
+    "inputs": [
+        {
+            "type": "promptString",
+            "id": "perplexity-key",
+            "description": "Perplexity API Key",
+            "password": True,
+        }
+    ],
+    "servers": {
+        "Perplexity": {
+            "type": "stdio",
+            "command": "npx",
+            "args": ["-y", "server-perplexity-ask"],
+            "env": {"PERPLEXITY_API_KEY": "${input:perplexity-key}"},
+        },
+        "github": {
+            "type": "http",
+            "url": "https://api.githubcopilot.com/mcp/",
+            "headers": {"Authorization": BEARER},
+        },
+    },
+}
+
+
+@pytest.mark.parametrize(
+    ("document", "expected"),
+    [
+        (
+            CLAUDE_DESKTOP,
+            {
+                "filesystem": ("stdio", {}),
+                "github": ("stdio", {"env.GITHUB_PERSONAL_ACCESS_TOKEN": TOKEN}),
+            },
+        ),
+        (
+            CURSOR,
+            {
+                "server-name": ("stdio", {"env.API_KEY": TOKEN}),
+                "remote": ("http", {"headers.Authorization": BEARER}),
+            },
+        ),
+        (
+            VS_CODE,
+            {
+                "Perplexity": ("stdio", {"env.PERPLEXITY_API_KEY": "${input:perplexity-key}"}),
+                "github": ("http", {"headers.Authorization": BEARER}),
+            },
+        ),
+    ],
+    ids=["claude-desktop", "cursor", "vs-code"],
+)
+async def test_importing_mcp_json_moves_values_into_secrets(
+    faceplate_db: DatabaseTarget, document: dict[str, Any], expected: dict[str, Any]
+) -> None:
+    ada = await user()
+    imported = await fm.import_mcp_servers(user_id=ada.id, document=json.dumps(document))
+    assert sorted(c.name for c in imported) == sorted(expected)
+    for name, (transport, secret_values) in expected.items():
+        found = await fm.get_mcp_config(user_id=ada.id, name=name, reveal_secrets=True)
+        assert found.config["transport"] == transport
+        assert found.secrets == secret_values
+        assert "env" not in found.config or all(isinstance(n, str) for n in found.config["env"])
+    stored = await raw_table(faceplate_db)
+    assert TOKEN not in stored and BEARER not in stored
+
+
+async def test_a_bad_document_imports_nothing() -> None:
+    ada = await user()
+    bad = {"mcpServers": {"ok": {"command": "x"}, "broken": {"command": "y", "env": {"A": 1}}}}
+    for document in ("{not json", '["a list"]', {"servers": "nope"}, {"other": {}}, bad):
+        with pytest.raises(ValidationError) as caught:
+            await fm.import_mcp_servers(user_id=ada.id, document=document)
+        assert caught.value.field == "document"
+    assert await fm.list_mcp_configs(user_id=ada.id) == []
+
+
+# --- the operator's command --------------------------------------------------------------
+
+
+def test_rotate_secrets_from_the_command_line(faceplate_db: DatabaseTarget) -> None:
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("FACEPLATE_")},
+        "FACEPLATE_DATABASE_URL": faceplate_db.url(),
+        "FACEPLATE_SECRET_KEYS": f"{key('fresh')},{os.environ['FACEPLATE_SECRET_KEYS']}",
+    }
+    run = subprocess.run(
+        [sys.executable, "-m", "faceplate_models.cli", "rotate-secrets", "--batch", "5"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert run.returncode == EXIT_OK, run.stdout + run.stderr
+    assert "under key 'fresh'" in run.stdout and "can be removed" in run.stdout
