@@ -35,6 +35,8 @@ DEFAULT_STATEMENT_TIMEOUT = 10.0
 DEFAULT_LOCK_TIMEOUT = 3.0
 DEFAULT_IDLE_IN_TRANSACTION_TIMEOUT = 60.0
 DEFAULT_LONG_STATEMENT_TIMEOUT = 120.0
+DEFAULT_REPLICA_MAX_LAG = 5.0
+DEFAULT_REPLICA_WAIT = 0.5
 DEFAULT_DATA_DIR = ".faceplate"
 
 #: Where the server keeps session state: a direct connection or a session pooler.
@@ -115,6 +117,9 @@ class Settings:
 
     database_url: str | None = field(default=None, repr=False)
     migration_database_url: str | None = field(default=None, repr=False)
+    replica_urls: tuple[str, ...] = field(default=(), repr=False)
+    replica_max_lag: float = DEFAULT_REPLICA_MAX_LAG
+    replica_wait: float = DEFAULT_REPLICA_WAIT
     pool_mode: str = SESSION
     pool_min: int = DEFAULT_POOL_MIN
     pool_max: int = DEFAULT_POOL_MAX
@@ -151,6 +156,8 @@ class Settings:
             ("FACEPLATE_DB_LOCK_TIMEOUT", self.lock_timeout),
             ("FACEPLATE_DB_IDLE_IN_TRANSACTION_TIMEOUT", self.idle_in_transaction_timeout),
             ("FACEPLATE_DB_LONG_STATEMENT_TIMEOUT", self.long_statement_timeout),
+            ("FACEPLATE_REPLICA_MAX_LAG", self.replica_max_lag),
+            ("FACEPLATE_REPLICA_WAIT", self.replica_wait),
         ):
             # Not `value <= 0`: NaN compares false to everything, and inf never ends.
             if not 0 < value < math.inf:
@@ -186,6 +193,13 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     return Settings(
         database_url=env.get("FACEPLATE_DATABASE_URL") or None,
         migration_database_url=env.get("FACEPLATE_MIGRATION_DATABASE_URL") or None,
+        replica_urls=tuple(
+            url
+            for url in re.split(r"[,\s]+", env.get("FACEPLATE_DATABASE_REPLICA_URLS", ""))
+            if url
+        ),
+        replica_max_lag=seconds("FACEPLATE_REPLICA_MAX_LAG", DEFAULT_REPLICA_MAX_LAG),
+        replica_wait=seconds("FACEPLATE_REPLICA_WAIT", DEFAULT_REPLICA_WAIT),
         pool_mode=(env.get("FACEPLATE_DB_POOL_MODE") or SESSION).strip().lower(),
         pool_min=_number(env, "FACEPLATE_DB_POOL_MIN", DEFAULT_POOL_MIN, int),
         pool_max=_number(env, "FACEPLATE_DB_POOL_MAX", DEFAULT_POOL_MAX, int),
@@ -326,8 +340,15 @@ def _milliseconds(seconds: float) -> str:
     return str(max(1, round(seconds * 1000)))
 
 
+REPLICA = "replica_{}"  # the Tortoise connection names of the replicas, from 1
+
+
 def tortoise_config(
-    target: DatabaseTarget, settings: Settings, *, migrating: bool = False
+    target: DatabaseTarget,
+    settings: Settings,
+    *,
+    migrating: bool = False,
+    replicas: tuple[DatabaseTarget, ...] = (),
 ) -> dict[str, Any]:
     """The dict that `Tortoise.init` and Aerich read.
 
@@ -339,6 +360,20 @@ def tortoise_config(
     Migrations (`migrating=True`) always run in session mode, on the direct connection,
     without the time bounds meant for requests: later migrations use bare table names.
     """
+    connections = {"default": _connection(target, settings, migrating=migrating)}
+    for number, replica in enumerate(replicas, 1):
+        connections[REPLICA.format(number)] = _connection(replica, settings, replica=True)
+    return {
+        "connections": connections,
+        "apps": {APP: {"models": list(MODEL_MODULES), "default_connection": "default"}},
+        "use_tz": True,
+        "timezone": "UTC",
+    }
+
+
+def _connection(
+    target: DatabaseTarget, settings: Settings, *, migrating: bool = False, replica: bool = False
+) -> dict[str, Any]:
     pooled = settings.pool_mode == TRANSACTION and not migrating
     credentials: dict[str, Any] = {
         "host": target.host,
@@ -350,7 +385,8 @@ def tortoise_config(
         "minsize": settings.pool_min,
         "maxsize": settings.pool_max,
         "timeout": settings.connect_timeout,
-        "application_name": APPLICATION_NAME + (" migrate" if migrating else ""),
+        "application_name": APPLICATION_NAME
+        + (" migrate" if migrating else " replica" if replica else ""),
         # Read by the engine, not passed to asyncpg:
         "pool_timeout": settings.pool_timeout,
         "pool_mode": TRANSACTION if pooled else SESSION,
@@ -374,9 +410,4 @@ def tortoise_config(
     tls = ssl_context(target)
     if tls is not None:
         credentials["ssl"] = tls
-    return {
-        "connections": {"default": {"engine": ENGINE, "credentials": credentials}},
-        "apps": {APP: {"models": list(MODEL_MODULES), "default_connection": "default"}},
-        "use_tz": True,
-        "timezone": "UTC",
-    }
+    return {"engine": ENGINE, "credentials": credentials}

@@ -19,8 +19,9 @@ from tortoise import Tortoise, connections
 from tortoise.context import get_current_context
 from tortoise.exceptions import BaseORMException
 
-from faceplate_models import secrets
+from faceplate_models import replicas, secrets
 from faceplate_models.config import (
+    REPLICA,
     TRANSACTION,
     DatabaseTarget,
     Settings,
@@ -108,7 +109,11 @@ async def init_db(
     """
     settings = settings or load_settings()
     target = resolve_target(settings, url)
-    config = tortoise_config(target, settings)
+    replica_targets = tuple(
+        parse_database_url(replica, variable="FACEPLATE_DATABASE_REPLICA_URLS")
+        for replica in settings.replica_urls
+    )
+    config = tortoise_config(target, settings, replicas=replica_targets)
     embedded = url is None and settings.database_url is None
     secrets.use(
         secrets.KeyRing(settings.secret_keys)
@@ -136,6 +141,15 @@ async def init_db(
             f"cannot reach {target.describe()}: {describe_connect_error(exc)}"
         ) from exc
     log.info("connected to %s", target.describe())
+    if replica_targets:
+        router = replicas.Replicas(
+            client,
+            [connections.get(REPLICA.format(n)) for n in range(1, len(replica_targets) + 1)],
+            max_lag=settings.replica_max_lag,
+            wait=settings.replica_wait,
+        )
+        await router.start()
+        replicas.use(router)
     if unbounded:
         log.warning(
             "through the transaction pooler, the server applies no %s to single statements "
@@ -161,6 +175,9 @@ async def close_db() -> None:
         return
     if _owner is not None and _owner is not asyncio.get_running_loop() and _owner.is_running():
         raise ConfigError("close_db() must run in the event loop that called init_db()")
+    if (router := replicas.router()) is not None:
+        replicas.use(None)
+        await router.stop()
     # __aexit__ closes the pool and marks the context uninitialised; its last step, resetting
     # the context variable, fails harmlessly when init_db ran in another task.
     with suppress(ValueError):

@@ -428,13 +428,14 @@ class FaceplateClient(AsyncpgDBClient):
 
     # --- the store's entry point ---------------------------------------------------------
 
-    async def run(self, work: Work[T], *, long: bool = False) -> T:
+    async def run(self, work: Work[T], *, long: bool = False, retry: bool = True) -> T:
         """Run idempotent `work` on a pooled connection, within this module's rules.
 
         `work` must be safe to repeat: its first attempt may have been applied in full
         before the connection dropped. `long` gives it the long statement timeout (its
-        transactions must say so too: `atomic(conn, long=True)`). Driver errors
-        leave as `FaceplateError`s.
+        transactions must say so too: `atomic(conn, long=True)`); without `retry` a lost
+        connection is `DatabaseUnavailable` at once (a replica's reader has somewhere
+        else to go). Driver errors leave as `FaceplateError`s.
         """
         timeout = self.long_statement_timeout if long else self.statement_timeout
 
@@ -442,7 +443,7 @@ class FaceplateClient(AsyncpgDBClient):
             async with _Pooled(self, limit, timeout) as conn:
                 return await work(conn)
 
-        return await self._call(attempt, timeout, idempotent=True, store=True)
+        return await self._call(attempt, timeout, idempotent=True, store=True, retry=retry)
 
     @asynccontextmanager
     async def atomic(self, conn: Connection, *, long: bool = False) -> AsyncIterator[None]:
@@ -486,6 +487,7 @@ class FaceplateClient(AsyncpgDBClient):
         *,
         idempotent: bool,
         store: bool,
+        retry: bool = True,
     ) -> T:
         """Run `attempt` within the rules: one retry after a loss, conflicts retried for the
         store, and (for the store) driver errors translated into the package's."""
@@ -506,10 +508,11 @@ class FaceplateClient(AsyncpgDBClient):
                 now = loop.time()
                 if seconds and limit is None:
                     limit = (lost.started or now) + 2 * seconds - GRACE
-                if lost_once:
+                if lost_once or not retry:
+                    twice = f" twice, {RETRY_DELAY:g} s apart" if lost_once else ""
                     raise DatabaseUnavailable(
-                        f"lost the connection to {self.where} twice, {RETRY_DELAY:g} s apart; the "
-                        f"server is down, restarting or unreachable ({self._why(lost)})"
+                        f"lost the connection to {self.where}{twice}; the server is down, "
+                        f"restarting or unreachable ({self._why(lost)})"
                     ) from lost.cause
                 if limit is not None and limit - now <= RETRY_DELAY:
                     raise DatabaseUnavailable(

@@ -317,3 +317,26 @@ def write_pem(folder: Path, name: str, key: Any, cert: Any) -> tuple[Path, Path]
     key_path.chmod(0o600)
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     return key_path, cert_path
+
+
+def standby_of(primary: Cluster, root: Path) -> Cluster:
+    """A streaming standby of `primary` (whose pg_hba must let replication in), made with
+    `pg_basebackup -R`; not started."""
+    standby = Cluster(root, primary.bindir)
+    root.mkdir(parents=True)
+    _own(root)
+    standby.run(
+        "pg_basebackup",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(primary.port),
+        "-U",
+        "postgres",
+        "-D",
+        str(standby.data),
+        "-R",
+        "-X",
+        "stream",
+    )
+    return standby

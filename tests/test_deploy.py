@@ -68,6 +68,7 @@ async def every_store_call(n: int) -> set[str]:
     me: dict[str, Any] = {"user_id": user.id}
     assert (await call("get_user", **me)).id == user.id
     assert (await call("get_user_by_subject", subject_id=f"tour|{n}")).id == user.id
+    assert await fm.User.filter(id=user.id).using_db(await call("read_client", **me)).exists()
     chat = await call("create_conversation", **me, title="tour")
     at: dict[str, Any] = {**me, "conversation_id": chat.id}
     await call("get_conversation", **at)

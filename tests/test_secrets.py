@@ -335,7 +335,8 @@ async def test_importing_mcp_json_moves_values_into_secrets(
 async def test_a_bad_document_imports_nothing() -> None:
     ada = await user()
     bad = {"mcpServers": {"ok": {"command": "x"}, "broken": {"command": "y", "env": {"A": 1}}}}
-    for document in ("{not json", '["a list"]', {"servers": "nope"}, {"other": {}}, bad):
+    documents: list[Any] = ["{not json", '["a list"]', {"servers": "nope"}, {"other": {}}, bad]
+    for document in documents:
         with pytest.raises(ValidationError) as caught:
             await fm.import_mcp_servers(user_id=ada.id, document=document)
         assert caught.value.field == "document"

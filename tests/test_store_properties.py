@@ -158,6 +158,7 @@ def valid_calls(
         "append_turn": {**at, "messages": [{"role": "user", "content": "x"}], "turn_id": None},
         "get_history": {**at, "limit": 5, "before": None, "after": None},
         "list_open_tool_calls": {**at, "limit": 5},
+        "read_client": {"user_id": user_id},
         "save_mcp_config": {
             "user_id": user_id,
             "name": "n",
@@ -230,6 +231,15 @@ async def test_every_argument_of_every_function_takes_anything(
     # Refused before any SQL, or a well-formed call about rows that are not there.
     with contextlib.suppress(ValidationError, NotFound, Conflict):
         await function(**kwargs)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
+@given(user_id=hostile | st.uuids(), token=hostile)
+def test_the_consistency_functions_take_anything(user_id: Any, token: Any) -> None:
+    with contextlib.suppress(ValidationError):
+        fm.read_after(user_id=user_id, token=token)
+    with contextlib.suppress(ValidationError):
+        assert fm.consistency_token(user_id=user_id) is None  # no replicas here
 
 
 # --- what a rejection costs ---------------------------------------------------------------

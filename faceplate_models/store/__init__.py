@@ -13,6 +13,7 @@ driver. The models stay the public types. One module per area; the shared parts 
 `validation`, `cursors` and `rows`.
 """
 
+from faceplate_models.store.consistency import consistency_token, read_after, read_client
 from faceplate_models.store.conversations import (
     create_conversation,
     delete_conversation,
@@ -73,6 +74,7 @@ __all__ = [
     "append_message",
     "append_turn",
     "complete_task",
+    "consistency_token",
     "create_conversation",
     "delete_conversation",
     "delete_mcp_config",
@@ -90,6 +92,8 @@ __all__ = [
     "list_mcp_configs",
     "list_open_tool_calls",
     "list_tasks",
+    "read_after",
+    "read_client",
     "rename_conversation",
     "save_mcp_config",
     "update_task",

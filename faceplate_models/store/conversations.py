@@ -19,6 +19,7 @@ from faceplate_models.store.rows import (
     now,
     page,
     run,
+    write_row,
 )
 from faceplate_models.store.validation import as_uuid, page_size, required_text
 
@@ -62,7 +63,10 @@ async def get_conversation(
     uid = as_uuid("user_id", user_id)
     cid = as_uuid("conversation_id", conversation_id)
     row = await fetchrow(
-        f"SELECT {_COLUMNS} FROM faceplate.conversations WHERE id = $1 AND user_id = $2", cid, uid
+        f"SELECT {_COLUMNS} FROM faceplate.conversations WHERE id = $1 AND user_id = $2",
+        cid,
+        uid,
+        user=uid,
     )
     if row is None:
         raise missing("conversation", cid)
@@ -80,10 +84,10 @@ async def list_conversations(
     uid = as_uuid("user_id", user_id)
     size = page_size(limit)
     if cursor is None:
-        rows = await fetch(CONVERSATIONS_SQL, uid, size + 1)
+        rows = await fetch(CONVERSATIONS_SQL, uid, size + 1, user=uid)
     else:
         position = cursors.decode("cursor", cursor, cursors.CONVERSATIONS, uid, None)
-        rows = await fetch(CONVERSATIONS_AFTER_SQL, uid, size + 1, *position)
+        rows = await fetch(CONVERSATIONS_AFTER_SQL, uid, size + 1, *position, user=uid)
     return page(
         rows,
         size,
@@ -99,13 +103,14 @@ async def rename_conversation(
     """Give the conversation a new title (None clears it); this counts as activity."""
     uid = as_uuid("user_id", user_id)
     cid = as_uuid("conversation_id", conversation_id)
-    row = await fetchrow(
+    row = await write_row(
         f"""UPDATE faceplate.conversations SET title = $3, updated_at = GREATEST(updated_at, $4)
             WHERE id = $1 AND user_id = $2 RETURNING {_COLUMNS}""",
         cid,
         uid,
         _title(title),
         now(),
+        user=uid,
     )
     if row is None:
         raise missing("conversation", cid)
@@ -128,7 +133,7 @@ async def delete_conversation(
             )
         return status
 
-    if await run(delete, long=True) == "DELETE 0":
+    if await run(delete, user=uid, long=True) == "DELETE 0":
         raise missing("conversation", cid)
 
 

@@ -107,6 +107,7 @@ async def get_mcp_config(
         f"SELECT {_COLUMNS} FROM faceplate.mcp_configs WHERE user_id = $1 AND name = $2",
         uid,
         label,
+        user=uid,
     )
     if row is None:
         raise missing("MCP config", repr(label))
@@ -131,6 +132,7 @@ async def list_mcp_configs(
             WHERE user_id = $1 AND ($2::boolean IS NULL OR enabled = $2) ORDER BY name""",
         uid,
         state,
+        user=uid,
     )
     return [_mcp_configs(row) for row in rows]
 
@@ -140,7 +142,7 @@ async def delete_mcp_config(*, user_id: uuid.UUID | str, name: str) -> None:
     uid = as_uuid("user_id", user_id)
     label = required_text("name", name, MCP_NAME_MAX)
     status = await execute(
-        "DELETE FROM faceplate.mcp_configs WHERE user_id = $1 AND name = $2", uid, label
+        "DELETE FROM faceplate.mcp_configs WHERE user_id = $1 AND name = $2", uid, label, user=uid
     )
     if status == "DELETE 0":
         raise missing("MCP config", repr(label))

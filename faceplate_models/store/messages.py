@@ -314,7 +314,7 @@ async def _append(
                 )
             return list(rows)
 
-    return [_messages(row) for row in await run(append)]
+    return [_messages(row) for row in await run(append, user=uid)]
 
 
 async def append_message(
@@ -402,7 +402,7 @@ async def get_history(
         return rows
 
     cursor = _history_cursor(uid, cid)
-    found = page(await run(read), size, _messages, cursor, "created_at")
+    found = page(await run(read, user=uid, read=True), size, _messages, cursor, "created_at")
     if after is None:
         found.items.reverse()
     newest = found.items[-1] if found.items else None
@@ -418,7 +418,7 @@ async def list_open_tool_calls(
     `is_error: True` results) so that the history is one the model APIs accept again."""
     uid = as_uuid("user_id", user_id)
     cid = None if conversation_id is None else as_uuid("conversation_id", conversation_id)
-    rows = await fetch(OPEN_TOOL_CALLS_SQL, uid, cid, page_size(limit))
+    rows = await fetch(OPEN_TOOL_CALLS_SQL, uid, cid, page_size(limit), user=uid)
     return [_tool_calls(row) for row in rows]
 
 

@@ -4,7 +4,8 @@ Every piece of work runs through the connection layer (`engine`): on a pooled co
 with one retry after a lost connection, or on the caller's transaction when there is one.
 So every piece of work in the store is written to be repeatable: inserts carry a
 client-generated uuid7 key and skip a key that exists, updates set absolute values,
-upserts go by natural key, and deletes by key.
+upserts go by natural key, and deletes by key. With read replicas, a read of the acting
+user runs where that user's writes are (`faceplate_models.replicas`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from tortoise.fields.data import CharEnumFieldInstance
 from tortoise.models import Model
 from tortoise.timezone import get_default_timezone
 
-from faceplate_models.engine import Connection, current
+from faceplate_models import replicas
+from faceplate_models.engine import Connection, FaceplateClient, current
 from faceplate_models.errors import NotFound
 
 M = TypeVar("M", bound=Model)
@@ -47,21 +49,51 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
-def run(work: Callable[[Connection], Awaitable[T]], *, long: bool = False) -> Awaitable[T]:
-    """Run repeatable `work` on the caller's transaction, or on a pooled connection."""
-    return current().run(work, long=long)
+def run(
+    work: Callable[[Connection], Awaitable[T]],
+    *,
+    user: uuid.UUID | Callable[[T], uuid.UUID | None] | None,
+    read: bool = False,
+    long: bool = False,
+) -> Awaitable[T]:
+    """Run repeatable `work` for the acting `user`: on the caller's transaction, or on a
+    pooled connection (a replica's, for a `read`, when replicas are configured).
+
+    For a write, `user` may be a function of the work's result: the user whose reads must
+    see the write, or None when nothing was written.
+    """
+    client = current()
+    router = replicas.router()
+    if router is None:
+        return client.run(work, long=long)
+    if isinstance(client, FaceplateClient):
+        if read:
+            assert not callable(user)  # noqa: S101 - a read names its user
+            return router.read(user, work)
+        return router.write(user, work, long)
+    if not read and isinstance(user, uuid.UUID):  # known only when the caller commits
+        router.wrote(user, None)
+    return client.run(work, long=long)
 
 
-def fetch(sql: str, *args: object) -> Awaitable[list[asyncpg.Record]]:
-    return run(lambda conn: conn.fetch(sql, *args))
+def fetch(sql: str, *args: object, user: uuid.UUID | None) -> Awaitable[list[asyncpg.Record]]:
+    """Read rows."""
+    return run(lambda conn: conn.fetch(sql, *args), user=user, read=True)
 
 
-def fetchrow(sql: str, *args: object) -> Awaitable[asyncpg.Record | None]:
-    return run(lambda conn: conn.fetchrow(sql, *args))
+def fetchrow(sql: str, *args: object, user: uuid.UUID | None) -> Awaitable[asyncpg.Record | None]:
+    """Read a row."""
+    return run(lambda conn: conn.fetchrow(sql, *args), user=user, read=True)
 
 
-def execute(sql: str, *args: object, long: bool = False) -> Awaitable[str]:
-    return run(lambda conn: conn.execute(sql, *args), long=long)
+def write_row(sql: str, *args: object, user: uuid.UUID) -> Awaitable[asyncpg.Record | None]:
+    """Write, returning a row."""
+    return run(lambda conn: conn.fetchrow(sql, *args), user=user)
+
+
+def execute(sql: str, *args: object, user: uuid.UUID, long: bool = False) -> Awaitable[str]:
+    """Write, returning the command's status."""
+    return run(lambda conn: conn.execute(sql, *args), user=user, long=long)
 
 
 def missing(what: str, key: object) -> NotFound:
@@ -142,7 +174,7 @@ async def insert_owned(
         assert row is not None  # noqa: S101 - the conflict proves the row exists
         return row
 
-    return await run(insert)
+    return await run(insert, user=uid)
 
 
 __all__ = [
@@ -156,4 +188,5 @@ __all__ = [
     "now",
     "page",
     "run",
+    "write_row",
 ]

@@ -18,6 +18,7 @@ from faceplate_models.store.rows import (
     missing,
     now,
     page,
+    write_row,
 )
 from faceplate_models.store.validation import (
     MAX_TEXT_CHARS,
@@ -76,7 +77,7 @@ async def get_task(*, user_id: uuid.UUID | str, task_id: uuid.UUID | str) -> Tas
     uid = as_uuid("user_id", user_id)
     tid = as_uuid("task_id", task_id)
     row = await fetchrow(
-        f"SELECT {_COLUMNS} FROM faceplate.tasks WHERE id = $1 AND user_id = $2", tid, uid
+        f"SELECT {_COLUMNS} FROM faceplate.tasks WHERE id = $1 AND user_id = $2", tid, uid, user=uid
     )
     if row is None:
         raise missing("task", tid)
@@ -102,7 +103,7 @@ async def list_tasks(
         args.append(state)
     if cursor is not None:
         args.extend(cursors.decode("cursor", cursor, cursors.TASKS, uid, state))
-    rows = await fetch(tasks_sql(state is not None, cursor is not None), *args)
+    rows = await fetch(tasks_sql(state is not None, cursor is not None), *args, user=uid)
     return page(
         rows,
         size,
@@ -132,12 +133,13 @@ async def update_task(
         changes["completed"] = flag("completed", completed)
     changes["updated_at"] = now()
     assignments = ", ".join(f"{column} = ${i}" for i, column in enumerate(changes, start=3))
-    row = await fetchrow(
+    row = await write_row(
         f"""UPDATE faceplate.tasks SET {assignments}
             WHERE id = $1 AND user_id = $2 RETURNING {_COLUMNS}""",
         tid,
         uid,
         *changes.values(),
+        user=uid,
     )
     if row is None:
         raise missing("task", tid)
@@ -153,7 +155,9 @@ async def delete_task(*, user_id: uuid.UUID | str, task_id: uuid.UUID | str) -> 
     """Delete a task."""
     uid = as_uuid("user_id", user_id)
     tid = as_uuid("task_id", task_id)
-    status = await execute("DELETE FROM faceplate.tasks WHERE id = $1 AND user_id = $2", tid, uid)
+    status = await execute(
+        "DELETE FROM faceplate.tasks WHERE id = $1 AND user_id = $2", tid, uid, user=uid
+    )
     if status == "DELETE 0":
         raise missing("task", tid)
 

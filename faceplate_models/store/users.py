@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import asyncpg
 from uuid6 import uuid7
@@ -17,7 +18,8 @@ _COLUMNS = "id, email, subject_id, created_at, updated_at"
 _users = builder(User)
 
 #: One round trip for every login: the existing row as it is (no write, no row lock) when
-#: the email is unchanged; otherwise the insert, or the update of a changed email.
+#: the email is unchanged; otherwise the insert, or the update of a changed email. The
+#: last column says whether it wrote.
 UPSERT_USER_SQL = f"""WITH existing AS (
         SELECT {_COLUMNS} FROM faceplate.users WHERE subject_id = $3
     ), written AS (
@@ -29,8 +31,8 @@ UPSERT_USER_SQL = f"""WITH existing AS (
             WHERE users.email <> EXCLUDED.email
         RETURNING {_COLUMNS}
     )
-    SELECT {_COLUMNS} FROM written
-    UNION ALL SELECT {_COLUMNS} FROM existing WHERE NOT EXISTS (SELECT 1 FROM written)"""
+    SELECT {_COLUMNS}, true AS wrote FROM written
+    UNION ALL SELECT {_COLUMNS}, false FROM existing WHERE NOT EXISTS (SELECT 1 FROM written)"""
 USER_BY_SUBJECT_SQL = f"SELECT {_COLUMNS} FROM faceplate.users WHERE subject_id = $1"
 
 
@@ -45,7 +47,7 @@ async def get_or_create_user(*, subject_id: str, email: str) -> User:
     address = email_address(email)
     user_id, at = uuid7(), now()
 
-    async def upsert(conn: Connection) -> asyncpg.Record | None:
+    async def upsert(conn: Connection) -> dict[str, Any]:
         try:
             row = await conn.fetchrow(UPSERT_USER_SQL, user_id, address, subject, at)
         except asyncpg.UniqueViolationError:
@@ -54,15 +56,21 @@ async def get_or_create_user(*, subject_id: str, email: str) -> User:
             ) from None
         if row is None:  # a racing login inserted it after this statement's snapshot
             row = await conn.fetchrow(USER_BY_SUBJECT_SQL, subject)
-        return row
+            assert row is not None  # noqa: S101 - the conflict proves the row exists
+            return {**row, "wrote": False}
+        return dict(row)
 
-    return _users(await run(upsert))
+    def written(row: dict[str, Any]) -> uuid.UUID | None:
+        # A login that wrote nothing leaves the user's reads free to use any replica.
+        return row["id"] if row.pop("wrote") else None
+
+    return _users(await run(upsert, user=written))
 
 
 async def get_user(*, user_id: uuid.UUID | str) -> User:
     """The user with this id."""
     uid = as_uuid("user_id", user_id)
-    row = await fetchrow(f"SELECT {_COLUMNS} FROM faceplate.users WHERE id = $1", uid)
+    row = await fetchrow(f"SELECT {_COLUMNS} FROM faceplate.users WHERE id = $1", uid, user=uid)
     if row is None:
         raise missing("user", uid)
     return _users(row)
@@ -71,7 +79,7 @@ async def get_user(*, user_id: uuid.UUID | str) -> User:
 async def get_user_by_subject(*, subject_id: str) -> User:
     """The user with this identity-provider subject, without creating one."""
     subject = required_text("subject_id", subject_id, SUBJECT_MAX)
-    row = await fetchrow(USER_BY_SUBJECT_SQL, subject)
+    row = await fetchrow(USER_BY_SUBJECT_SQL, subject, user=None)
     if row is None:
         raise missing("user with subject", repr(subject))
     return _users(row)
@@ -91,7 +99,7 @@ async def delete_user(*, user_id: uuid.UUID | str) -> None:
             status: str = await conn.execute("DELETE FROM faceplate.users WHERE id = $1", uid)
         return status
 
-    if await run(delete, long=True) == "DELETE 0":
+    if await run(delete, user=uid, long=True) == "DELETE 0":
         raise missing("user", uid)
 
 
