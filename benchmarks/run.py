@@ -1,22 +1,31 @@
-"""The store against raw asyncpg (the floor) and SQLAlchemy 2 async ORM (the alternative).
+"""The store against raw asyncpg (the floor) and three ORMs, on the same data, in one run.
 
-    python benchmarks/run.py            # full size: 1,000 users, a 10,000-message conversation
-    python benchmarks/run.py --quick    # a small data set and few rounds, for a CI smoke run
+    python -m benchmarks.run            # 1,000 users; the heavy user has 1,000 conversations,
+                                        # 10,000 tasks and a 10,000-message conversation
+    python -m benchmarks.run --quick    # a small data set and few rounds: CI's smoke run
+    python -m benchmarks.run --scale    # 20,000 users; the heavy user has 100,000
+                                        # conversations and 1,000,000 tasks and messages
 
 It builds a fresh database (on the embedded PostgreSQL, or on the server of `--server URL`),
-migrates it with the real migrations, loads the data set with COPY, then times every
-operation in the three implementations round-robin, so that all three see the same machine
-load. It prints a Markdown table: median and p95 latency, and each one's ratio to raw asyncpg.
+migrates it with the real migrations and loads the data set with COPY. It then checks that
+every implementation returns the same rows and cursors as the store, times every operation
+with the implementations taking turns each round (so all see the same machine load), and
+prints Markdown tables: medians, the store's p95, ratios to raw asyncpg, 50 concurrent
+callers, and the store's reads through a streaming replica against the primary alone.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
+import dataclasses
 import functools
+import itertools
 import json
 import os
 import platform
+import pstats
 import random
 import statistics
 import tempfile
@@ -29,10 +38,31 @@ from pathlib import Path
 from typing import Any
 
 import faceplate_models as fm
-from benchmarks.alternatives import Raw, SqlAlchemy
-from faceplate_models.config import DatabaseTarget, parse_database_url
+from benchmarks.common import turn
+from benchmarks.raw import Raw
+from benchmarks.with_piccolo import Piccolo
+from benchmarks.with_sqlalchemy import SqlAlchemy
+from benchmarks.with_tortoise import PlainTortoise
+from faceplate_models.config import DatabaseTarget, load_settings, parse_database_url
 from faceplate_models.store import cursors
 from faceplate_models.testing import connect, create_database, drop_database
+
+Call = Callable[[], Awaitable[Any]]
+PEERS = ("sqlalchemy", "tortoise", "piccolo")
+NAMES = {
+    "store": "store",
+    "raw": "raw asyncpg",
+    "sqlalchemy": "SQLAlchemy 2",
+    "tortoise": "Tortoise querysets",
+    "piccolo": "Piccolo",
+}
+READS = (
+    "get_history(100), newest",
+    "get_history(100), deep",
+    "list_conversations, first page",
+    "list_conversations, later page",
+    "list_tasks(completed=False)",
+)
 
 
 @dataclass(frozen=True)
@@ -45,10 +75,9 @@ class Size:
     concurrent_calls: int
 
 
-FULL = Size(
-    users=1000, conversations=1000, tasks=10_000, messages=10_000, rounds=300, concurrent_calls=20
-)
-QUICK = Size(users=50, conversations=100, tasks=600, messages=600, rounds=15, concurrent_calls=2)
+QUICK = Size(50, 100, 600, 600, rounds=15, concurrent_calls=2)
+FULL = Size(1_000, 1_000, 10_000, 10_000, rounds=300, concurrent_calls=20)
+SCALE = Size(20_000, 100_000, 1_000_000, 1_000_000, rounds=300, concurrent_calls=20)
 
 
 @dataclass
@@ -59,28 +88,24 @@ class DataSet:
     chat: uuid.UUID
     deep_cursor: str
     conversations_cursor: str
-    scratch: dict[str, uuid.UUID]  # one conversation per implementation for append_message
+    scratch: dict[str, uuid.UUID]  # a conversation per implementation and write
 
 
-def _tool_call(n: int) -> list[dict[str, Any]]:
-    return [
-        {
-            "id": f"call_{n}",
-            "type": "function",
-            "function": {
-                "name": "todo.add_task",
-                "arguments": json.dumps({"title": f"Follow up on item {n}", "due": "2026-12-01"}),
-            },
-        }
-    ]
+class Store:
+    """The store, called as a backend calls it."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(fm, name)
 
 
-def _tool_result(n: int) -> list[dict[str, Any]]:
-    return [{"tool_call_id": f"call_{n}", "content": [{"id": str(uuid.uuid4()), "ok": True}]}]
+async def _copy(conn: Any, table: str, columns: list[str], records: list[tuple[Any, ...]]) -> None:
+    await conn.copy_records_to_table(
+        table, schema_name="faceplate", records=records, columns=columns
+    )
 
 
 async def load(target: DatabaseTarget, size: Size) -> DataSet:
-    """Fill the migrated database with COPY: the same rows the store would write."""
+    """Fill the migrated database with COPY: the rows the store would have written."""
     rng = random.Random(42)
     start = datetime(2026, 1, 1, tzinfo=UTC)
     conn = await connect(target)
@@ -89,12 +114,7 @@ async def load(target: DatabaseTarget, size: Size) -> DataSet:
             (uuid.uuid4(), f"user{n}@example.com", f"sub|{n}", start, start)
             for n in range(size.users)
         ]
-        await conn.copy_records_to_table(
-            "users",
-            schema_name="faceplate",
-            records=users,
-            columns=["id", "email", "subject_id", "created_at", "updated_at"],
-        )
+        await _copy(conn, "users", ["id", "email", "subject_id", "created_at", "updated_at"], users)
         heavy = users[0][0]
         conversations = [
             (
@@ -106,46 +126,48 @@ async def load(target: DatabaseTarget, size: Size) -> DataSet:
             )
             for n in range(size.conversations)
         ]
-        conversations += [
-            (uuid.uuid4(), users[n][0], "Hello", start, start) for n in range(1, size.users)
-        ]
-        await conn.copy_records_to_table(
-            "conversations",
-            schema_name="faceplate",
-            records=conversations,
-            columns=["id", "user_id", "title", "created_at", "updated_at"],
-        )
+        conversations += [(uuid.uuid4(), u[0], "Hello", start, start) for u in users[1:]]
+        columns = ["id", "user_id", "title", "created_at", "updated_at"]
+        await _copy(conn, "conversations", columns, conversations)
         chat = conversations[0][0]
         messages: list[tuple[Any, ...]] = []
+        calls: list[tuple[Any, ...]] = []
         for n in range(size.messages):
             at = start + timedelta(seconds=n)
-            kind = n % 3
+            kind, message_id = n % 3, uuid.uuid4()
             if kind == 0:
                 messages.append(
-                    (uuid.uuid4(), chat, "user", f"Question {n}: " + "words " * 30, None, None, at)
+                    (message_id, chat, "user", f"Question {n}: " + "words " * 30, None, None, at)
                 )
             elif kind == 1:
+                tool_call = turn(f"call_{n}")[1]["tool_calls"]
                 messages.append(
-                    (uuid.uuid4(), chat, "assistant", None, json.dumps(_tool_call(n)), None, at)
+                    (message_id, chat, "assistant", None, json.dumps(tool_call), None, at)
                 )
+                calls.append((uuid.uuid4(), chat, f"call_{n}", message_id, None, at))
             else:
-                messages.append(
-                    (uuid.uuid4(), chat, "tool", None, None, json.dumps(_tool_result(n - 1)), at)
-                )
-        await conn.copy_records_to_table(
-            "messages",
-            schema_name="faceplate",
-            records=messages,
-            columns=[
-                "id",
-                "conversation_id",
-                "role",
-                "content",
-                "tool_calls",
-                "tool_results",
-                "created_at",
-            ],
-        )
+                result = turn(f"call_{n - 1}")[2]["tool_results"]
+                messages.append((message_id, chat, "tool", None, None, json.dumps(result), at))
+                calls[-1] = (*calls[-1][:4], message_id, calls[-1][5])
+        columns = [
+            "id",
+            "conversation_id",
+            "role",
+            "content",
+            "tool_calls",
+            "tool_results",
+            "created_at",
+        ]
+        await _copy(conn, "messages", columns, messages)
+        columns = [
+            "id",
+            "conversation_id",
+            "call_id",
+            "message_id",
+            "result_message_id",
+            "created_at",
+        ]
+        await _copy(conn, "tool_calls", columns, calls)
         tasks = [
             (
                 uuid.uuid4(),
@@ -158,65 +180,65 @@ async def load(target: DatabaseTarget, size: Size) -> DataSet:
             )
             for n in range(size.tasks)
         ]
-        await conn.copy_records_to_table(
-            "tasks",
-            schema_name="faceplate",
-            records=tasks,
-            columns=[
-                "id",
-                "user_id",
-                "title",
-                "description",
-                "completed",
-                "created_at",
-                "updated_at",
-            ],
-        )
+        columns = ["id", "user_id", "title", "description", "completed", "created_at", "updated_at"]
+        await _copy(conn, "tasks", columns, tasks)
         scratch = {}
-        for name in ("store", "raw", "sqlalchemy"):
-            scratch[name] = await conn.fetchval(
+        for name, write in itertools.product(NAMES, ("append", "turn")):
+            scratch[f"{name} {write}"] = await conn.fetchval(
                 """INSERT INTO faceplate.conversations (id, user_id, title, created_at, updated_at)
                    VALUES ($1, $2, $3, $4, $4) RETURNING id""",
                 uuid.uuid4(),
                 heavy,
-                f"appends of {name}",
+                f"{write}s of {name}",
                 start,
             )
         await conn.execute("ANALYZE")
     finally:
         await conn.close()
-    # Cursors in the middle: the deep history page and a later conversations page.
+    # Cursors in the middle: the deep history page, and a later page of conversations.
     middle = messages[size.messages // 2]
     newest_first = sorted(conversations[: size.conversations], key=lambda c: (c[4], c[0]))[::-1]
     later = newest_first[size.conversations // 2]
-    deep_cursor = cursors.encode(cursors.HISTORY, heavy, chat, middle[6], middle[0])
-    conversations_cursor = cursors.encode(cursors.CONVERSATIONS, heavy, None, later[4], later[0])
     return DataSet(
-        heavy, users[0][2], users[0][1], chat, deep_cursor, conversations_cursor, scratch
+        heavy=heavy,
+        heavy_subject=users[0][2],
+        heavy_email=users[0][1],
+        chat=chat,
+        deep_cursor=cursors.encode(cursors.HISTORY, heavy, chat, middle[6], middle[0]),
+        conversations_cursor=cursors.encode(cursors.CONVERSATIONS, heavy, None, later[4], later[0]),
+        scratch=scratch,
     )
 
 
-Call = Callable[[], Awaitable[Any]]
-
-
-def operations(data: DataSet, raw: Raw, alchemy: SqlAlchemy) -> dict[str, dict[str, Call]]:
-    """Each operation in the three implementations, with the same arguments."""
-    implementations: dict[str, Any] = {"store": fm, "raw": raw, "sqlalchemy": alchemy}
+def operations(data: DataSet, implementations: dict[str, Any]) -> dict[str, dict[str, Call]]:
+    """Each operation in every implementation, with the same arguments."""
     h, c = data.heavy, data.chat
+    numbers = itertools.count()
 
     def each(make: Callable[[Any], Awaitable[Any]]) -> dict[str, Call]:
         return {name: functools.partial(make, impl) for name, impl in implementations.items()}
+
+    def turns(name: str, impl: Any) -> Awaitable[Any]:
+        written: Awaitable[Any] = impl.append_turn(
+            user_id=h,
+            conversation_id=data.scratch[f"{name} turn"],
+            messages=turn(f"call_bench_{next(numbers)}"),
+        )
+        return written
 
     return {
         "append_message": {
             name: functools.partial(
                 impl.append_message,
                 user_id=h,
-                conversation_id=data.scratch[name],
+                conversation_id=data.scratch[f"{name} append"],
                 role="user",
                 content="benchmark turn",
             )
             for name, impl in implementations.items()
+        },
+        "append_turn, 4 messages": {
+            name: functools.partial(turns, name, impl) for name, impl in implementations.items()
         },
         "get_history(100), newest": each(
             lambda i: i.get_history(user_id=h, conversation_id=c, limit=100)
@@ -237,6 +259,44 @@ def operations(data: DataSet, raw: Raw, alchemy: SqlAlchemy) -> dict[str, dict[s
     }
 
 
+def _id(item: Any) -> str:
+    return str(item["id"] if isinstance(item, dict) else item.id)
+
+
+def _shape(result: Any) -> tuple[list[str], str | None]:
+    """What a result says, comparable across implementations: the ids, and the cursor."""
+    if isinstance(result, fm.Page):
+        return [_id(i) for i in result.items], result.next_cursor
+    if isinstance(result, tuple):
+        items, next_cursor = result
+        return [_id(i) for i in items], next_cursor
+    if isinstance(result, list):
+        return [_id(i) for i in result], None
+    return [_id(result)], None
+
+
+async def check(calls: dict[str, dict[str, Call]], target: DatabaseTarget) -> None:
+    """Every implementation returns the store's rows and cursors, and writes what it writes."""
+    for operation, by_implementation in calls.items():
+        results = {name: _shape(await call()) for name, call in by_implementation.items()}
+        if operation.startswith("append"):
+            sizes = {name: len(ids) for name, (ids, _) in results.items()}
+            assert set(sizes.values()) == {4 if "turn" in operation else 1}, (operation, sizes)
+            continue
+        for name, result in results.items():
+            assert result == results["store"], f"{operation}: {name} differs from the store"
+    conn = await connect(target)
+    try:
+        unanswered = await conn.fetchval(
+            """SELECT count(*) FROM faceplate.tool_calls t JOIN faceplate.conversations c
+               ON c.id = t.conversation_id WHERE c.title LIKE 'turns of %'
+               AND t.result_message_id IS NULL"""
+        )
+    finally:
+        await conn.close()
+    assert unanswered == 0, "an implementation's turn left its tool call unanswered"
+
+
 def pct(samples: list[float], q: float) -> float:
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
@@ -244,7 +304,7 @@ def pct(samples: list[float], q: float) -> float:
 
 async def measure(calls: dict[str, Call], rounds: int) -> dict[str, list[float]]:
     """Time `rounds` sequential calls of each implementation, taking turns each round."""
-    for call in calls.values():  # warm up: prepared statements, pool, caches
+    for call in calls.values():  # warm up: prepared statements, pools, caches
         for _ in range(10):
             await call()
     samples: dict[str, list[float]] = {name: [] for name in calls}
@@ -256,107 +316,220 @@ async def measure(calls: dict[str, Call], rounds: int) -> dict[str, list[float]]
     return samples
 
 
-async def concurrently(call: Call, callers: int, each: int) -> tuple[float, list[float]]:
-    """`callers` tasks making `each` calls at once: (calls per second, latencies)."""
-    latencies: list[float] = []
+async def concurrently(
+    calls: dict[str, Call], callers: int, each: int, rounds: int = 5
+) -> dict[str, tuple[float, list[float]]]:
+    """`callers` tasks making `each` calls at once, per implementation, the implementations
+    taking turns over `rounds` rounds: (calls per second, latencies) of each."""
+    busy: dict[str, float] = dict.fromkeys(calls, 0.0)
+    latencies: dict[str, list[float]] = {name: [] for name in calls}
+    for call in calls.values():  # every pooled connection warm
+        await asyncio.gather(*(call() for _ in range(callers)))
+    for _ in range(rounds):
+        for name, call in calls.items():
 
-    async def caller() -> None:
-        for _ in range(each):
+            async def caller(call: Call = call, name: str = name) -> None:
+                for _ in range(max(1, each // rounds)):
+                    started = time.perf_counter()
+                    await call()
+                    latencies[name].append(time.perf_counter() - started)
+
             started = time.perf_counter()
-            await call()
-            latencies.append(time.perf_counter() - started)
-
-    started = time.perf_counter()
-    await asyncio.gather(*(caller() for _ in range(callers)))
-    return callers * each / (time.perf_counter() - started), latencies
+            await asyncio.gather(*(caller() for _ in range(callers)))
+            busy[name] += time.perf_counter() - started
+    return {name: (len(latencies[name]) / busy[name], latencies[name]) for name in calls}
 
 
 def ms(seconds: float) -> str:
     return f"{seconds * 1000:.2f}"
 
 
-async def main(size: Size, server: DatabaseTarget | None) -> None:
-    embedded = None
+async def replica_rows(size: Size, rounds: int) -> list[str]:
+    """The store's reads on a primary alone, and through a streaming replica of it."""
+    from tests import servers  # a cluster and a standby of its own, from the same binaries
+
+    root = Path(tempfile.mkdtemp(prefix="faceplate-bench-replica-"))
+    primary = servers.Cluster(root / "primary").init()
+    primary.allow("host all all 127.0.0.1/32 trust", "host replication all 127.0.0.1/32 trust")
+    primary.start()
+    standby = servers.standby_of(primary, root / "standby")
+    standby.start()
+    try:
+        target = await create_database(primary.target())
+        await fm.init_db(target.url(), migrate=True)
+        data = await load(target, dataclasses.replace(size, users=10, tasks=10))
+        await fm.close_db()
+        await asyncio.sleep(1)  # the standby replays the load
+        settings = load_settings()
+        replicated = dataclasses.replace(
+            settings, replica_urls=(standby.target(target.database).url(),)
+        )
+        h, c = data.heavy, data.chat
+
+        def read() -> Awaitable[Any]:
+            return fm.get_history(user_id=h, conversation_id=c, limit=100)
+
+        async def write_then_read() -> Any:
+            await fm.append_message(user_id=h, conversation_id=c, role="user", content="x")
+            return await read()
+
+        figures: dict[str, dict[str, list[float]]] = {}
+        for label, chosen in (("primary only", settings), ("with a replica", replicated)):
+            await fm.init_db(target.url(), settings=chosen)
+            await asyncio.sleep(0.5)  # the watcher has looked at the standby
+            figures[label] = await measure({"read": read, "write": write_then_read}, rounds)
+            await fm.close_db()
+    finally:
+        standby.stop()
+        primary.stop()
+    rows = []
+    for key, name in (("read", "get_history(100)"), ("write", "append, then get_history(100)")):
+        alone = statistics.median(figures["primary only"][key])
+        through = statistics.median(figures["with a replica"][key])
+        rows.append(f"| {name} | {ms(alone)} | {ms(through)} | {through / alone:.2f}x |")
+    return rows
+
+
+async def profile(calls: dict[str, dict[str, Call]]) -> None:
+    """Where the store's time goes in get_history(100) and list_tasks, by function."""
+    for operation in ("get_history(100), newest", "list_tasks(completed=False)"):
+        call = calls[operation]["store"]
+        profiler = cProfile.Profile()
+        profiler.enable()
+        for _ in range(500):
+            await call()
+        profiler.disable()
+        print(f"\n{operation}, 500 calls, by own time:")
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(12)
+
+
+async def main(size: Size, server: DatabaseTarget | None, *, with_profile: bool) -> None:
+    embedded = server is None
     if server is None:
         from faceplate_models.embedded import server_target, start_server
 
-        embedded = start_server(Path(tempfile.mkdtemp(prefix="faceplate-bench-")), temporary=True)
-        server = server_target(embedded)
+        server = server_target(
+            start_server(Path(tempfile.mkdtemp(prefix="faceplate-bench-")), temporary=True)
+        )
     target = await create_database(server, prefix="faceplate_bench")
-    raw, alchemy = Raw(target), SqlAlchemy(target)
+    implementations: dict[str, Any] = {
+        "store": Store(),
+        "raw": Raw(target),
+        "sqlalchemy": SqlAlchemy(target),
+        "tortoise": PlainTortoise(),
+        "piccolo": Piccolo(target),
+    }
     try:
         await fm.init_db(target.url(), migrate=True)
         built = time.perf_counter()
         data = await load(target, size)
         print(f"data set loaded in {time.perf_counter() - built:.1f} s: {size}")
-        await raw.open()
-        await alchemy.open()
-        version = await raw.server_version()
+        for name, impl in implementations.items():
+            if name != "store":
+                await impl.open()
+        version = await implementations["raw"].server_version()
+        calls = operations(data, implementations)
+        await check(calls, target)
+        print("every implementation returns the store's rows and cursors")
 
-        rows: list[str] = []
-        verdicts: list[str] = []
-        for name, calls in operations(data, raw, alchemy).items():
-            samples = await measure(calls, size.rounds)
-            floor = statistics.median(samples["raw"])
-            cells = [name]
-            for impl in ("store", "raw", "sqlalchemy"):
-                median = statistics.median(samples[impl])
-                cells += [ms(median), ms(pct(samples[impl], 0.95))]
-                if impl != "raw":
-                    cells.append(f"{median / floor:.2f}x")
-            rows.append("| " + " | ".join(cells) + " |")
-            store_median = statistics.median(samples["store"])
-            limit = 1.2 if name == "append_message" else 1.5
-            faster = store_median < statistics.median(samples["sqlalchemy"])
-            verdicts.append(
-                f"- {name}: store {store_median / floor:.2f}x raw (target <= {limit}x), "
-                f"{'faster' if faster else 'SLOWER'} than SQLAlchemy"
-                + (
-                    f"; p95 {ms(pct(samples['store'], 0.95))} ms (target < 5 ms)"
-                    if name == "get_history(100), newest"
-                    else ""
-                )
-            )
+        medians: dict[str, dict[str, float]] = {}
+        p95: dict[str, float] = {}
+        for operation, by_implementation in calls.items():
+            samples = await measure(by_implementation, size.rounds)
+            medians[operation] = {n: statistics.median(s) for n, s in samples.items()}
+            p95[operation] = pct(samples["store"], 0.95)
 
-        concurrency = []
-        for impl, call in operations(data, raw, alchemy)["get_history(100), newest"].items():
-            await concurrently(call, 50, 1)  # warm every pooled connection
-            throughput, latencies = await concurrently(call, 50, size.concurrent_calls)
-            concurrency.append(
-                f"| {impl} | {throughput:,.0f} | {ms(pct(latencies, 0.95))} | "
-                f"{ms(pct(latencies, 0.99))} |"
-            )
+        throughput = await concurrently(
+            calls["get_history(100), newest"], 50, size.concurrent_calls
+        )
+        if with_profile:
+            await profile(calls)
     finally:
-        await raw.close()
-        await alchemy.close()
+        for name, impl in implementations.items():
+            if name != "store":
+                await impl.close()
         await fm.close_db()
         await drop_database(server, target.database)
+    replicas = await replica_rows(size, max(15, size.rounds // 3)) if embedded else []
+    report(size, version, embedded, medians, p95, throughput, replicas)
 
+
+def report(
+    size: Size,
+    version: str,
+    embedded: bool,
+    medians: dict[str, dict[str, float]],
+    p95: dict[str, float],
+    throughput: dict[str, tuple[float, list[float]]],
+    replicas: list[str],
+) -> None:
     print()
     print(
         f"Machine: {_cpu()}, {os.cpu_count()} cores; {platform.system()} {platform.release()}; "
         f"Python {platform.python_version()}; PostgreSQL {version}"
         f"{' (embedded)' if embedded else ''}. Data: {size.users:,} users; the heavy user has "
         f"{size.conversations:,} conversations, {size.tasks:,} tasks and a {size.messages:,}"
-        f"-message conversation. {size.rounds} rounds per operation; times in ms."
+        f"-message conversation. {size.rounds} rounds per operation; medians in ms."
     )
+    print()
+    print("| operation | " + " | ".join(NAMES.values()) + " | store / raw | store p95 |")
+    print("| --- |" + " ---: |" * (len(NAMES) + 2))
+    for operation, by_name in medians.items():
+        cells = [ms(by_name[name]) for name in NAMES]
+        ratio = by_name["store"] / by_name["raw"]
+        print(f"| {operation} | {' | '.join(cells)} | {ratio:.2f}x | {ms(p95[operation])} |")
     print()
     print(
-        "| operation | store median | store p95 | store / raw | raw median | raw p95 | "
-        "SQLAlchemy median | SQLAlchemy p95 | SQLAlchemy / raw |"
-    )
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-    print("\n".join(rows))
-    print()
-    print(
-        f"50 concurrent get_history(100) callers, pool of 20, {size.concurrent_calls} calls each:"
+        f"50 concurrent get_history(100) callers, pools of 20, {size.concurrent_calls} calls "
+        "each, the implementations taking turns over 5 rounds:"
     )
     print()
-    print("| implementation | calls/s | p95 ms | p99 ms |")
-    print("| --- | ---: | ---: | ---: |")
-    print("\n".join(concurrency))
+    print("| implementation | calls/s | vs raw | p95 ms | p99 ms |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for name, (rate, latencies) in throughput.items():
+        print(
+            f"| {NAMES[name]} | {rate:,.0f} | {rate / throughput['raw'][0]:.2f}x | "
+            f"{ms(pct(latencies, 0.95))} | {ms(pct(latencies, 0.99))} |"
+        )
+    if replicas:
+        print()
+        print("The store's reads on a primary alone, and with a streaming replica (medians, ms):")
+        print()
+        print("| operation | primary only | with a replica | ratio |")
+        print("| --- | ---: | ---: | ---: |")
+        print("\n".join(replicas))
     print()
-    print("\n".join(verdicts))
+    for line in verdicts(medians, throughput):
+        print(line)
+
+
+def verdicts(
+    medians: dict[str, dict[str, float]], throughput: dict[str, tuple[float, list[float]]]
+) -> list[str]:
+    """Each target of the suite, met or MISSED."""
+    lines = []
+    for operation, by_name in medians.items():
+        ratio = by_name["store"] / by_name["raw"]
+        limit = 1.25 if operation in READS else 1.15 if "turn" not in operation else None
+        fastest = all(by_name["store"] < by_name[peer] for peer in PEERS)
+        if limit is not None:
+            verdict = "met" if ratio <= limit else "MISSED"
+            lines.append(f"- {operation}: store {ratio:.2f}x raw (target <= {limit}x: {verdict})")
+        lines.append(
+            f"- {operation}: the store is {'the fastest' if fastest else 'NOT the fastest'} "
+            "of the four ORM approaches"
+        )
+    turn_ratio = medians["append_turn, 4 messages"]["store"] / medians["append_message"]["store"]
+    verdict = "met" if turn_ratio <= 1.5 else "MISSED"
+    lines.append(
+        f"- append_turn of 4: {turn_ratio:.2f}x one append_message (target <= 1.5x: {verdict})"
+    )
+    share = throughput["store"][0] / throughput["raw"][0]
+    verdict = "met" if share >= 0.85 else "MISSED"
+    lines.append(
+        f"- 50 concurrent callers: store {share:.2f}x raw's throughput (target >= 0.85x: {verdict})"
+    )
+    return lines
 
 
 def _cpu() -> str:
@@ -369,12 +542,16 @@ def _cpu() -> str:
 
 
 def cli() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="a small data set, for CI")
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    chosen = parser.add_mutually_exclusive_group()
+    chosen.add_argument("--quick", action="store_true", help="a small data set, for CI")
+    chosen.add_argument("--scale", action="store_true", help="a million messages and tasks")
     parser.add_argument("--server", help="postgres:// URL of a server to create a database on")
+    parser.add_argument("--profile", action="store_true", help="profile the store's reads")
     args = parser.parse_args()
     server = parse_database_url(args.server, variable="--server") if args.server else None
-    asyncio.run(main(QUICK if args.quick else FULL, server))
+    size = QUICK if args.quick else SCALE if args.scale else FULL
+    asyncio.run(main(size, server, with_profile=args.profile))
 
 
 if __name__ == "__main__":

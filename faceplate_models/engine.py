@@ -43,6 +43,7 @@ import logging
 import random
 import socket
 import ssl
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -369,6 +370,8 @@ class FaceplateClient(AsyncpgDBClient):
         self.pooled = pool_mode == TRANSACTION
         self.lock_timeout = float(lock_timeout)
         self.stats = _Counters()
+        # Connections something other than the store used since they left the pool.
+        self._used_freely: weakref.WeakSet[asyncpg.Connection] = weakref.WeakSet()
         self.where = DatabaseTarget(
             str(self.host), self.port, str(self.database), str(self.user)
         ).describe()
@@ -385,7 +388,24 @@ class FaceplateClient(AsyncpgDBClient):
         )
 
     async def create_pool(self, **kwargs: Any) -> asyncpg.Pool:
-        return await asyncpg.create_pool(None, init=self._on_connect, **kwargs)
+        return await asyncpg.create_pool(
+            None, init=self._on_connect, reset=self._reset_released, **kwargs
+        )
+
+    async def _reset_released(self, conn: asyncpg.Connection) -> None:
+        """asyncpg's reset of a released connection (RESET ALL, unlock advisory locks, ...),
+        where it can matter: a round trip per call otherwise.
+
+        The store's own work leaves no session state behind (no SET but SET LOCAL, no
+        advisory lock, no LISTEN, no cursor), so only connections the ORM, a transaction
+        or a caller's own code used are reset. Through a transaction pooler nothing is: the
+        reset would run on whichever server connection the pooler picks, unlocking other
+        clients' locks.
+        """
+        if conn in self._used_freely:
+            self._used_freely.discard(conn)
+            if not self.pooled:
+                await conn.execute(conn.get_reset_query())
 
     @staticmethod
     async def _on_connect(conn: asyncpg.Connection) -> None:
@@ -440,7 +460,7 @@ class FaceplateClient(AsyncpgDBClient):
         timeout = self.long_statement_timeout if long else self.statement_timeout
 
         async def attempt(limit: float | None) -> T:
-            async with _Pooled(self, limit, timeout) as conn:
+            async with _Pooled(self, limit, timeout, store=True) as conn:
                 return await work(conn)
 
         return await self._call(attempt, timeout, idempotent=True, store=True, retry=retry)
@@ -464,7 +484,7 @@ class FaceplateClient(AsyncpgDBClient):
         they cannot be startup parameters (in session mode the connection sets them).
         """
         try:
-            async with _Pooled(self, None, self.statement_timeout) as conn:
+            async with _Pooled(self, None, self.statement_timeout, store=True) as conn:
                 row = await conn.fetchrow(
                     "SELECT current_setting('statement_timeout') AS statement_timeout, "
                     "current_setting('lock_timeout') AS lock_timeout"
@@ -596,9 +616,11 @@ class FaceplateClient(AsyncpgDBClient):
                 raise connect_error(exc, self.where) from exc
             raise
 
-    async def _release(self, pool: asyncpg.Pool, conn: _Proxy) -> None:
+    async def _release(self, pool: asyncpg.Pool, conn: _Proxy, *, store: bool = False) -> None:
+        # The store's connections go back without a network round trip (see
+        # _reset_released), so only the others need a bound on their reset.
         try:
-            await pool.release(conn, timeout=RELEASE_TIMEOUT)
+            await pool.release(conn, timeout=None if store else RELEASE_TIMEOUT)
         except Exception as exc:
             # The reset on release found the connection dying (the server's FATAL message can
             # land just after the work's reply) or silent. asyncpg has terminated it and the
@@ -660,6 +682,7 @@ class _Pooled(PoolConnectionWrapper[_Proxy]):
         "_public",
         "_silent",
         "_started",
+        "_store",
         "_timeout",
         "_timer",
     )
@@ -673,11 +696,13 @@ class _Pooled(PoolConnectionWrapper[_Proxy]):
         timeout: float,
         *,
         public: bool = False,
+        store: bool = False,
     ) -> None:
         super().__init__(client, client._pool_init_lock)
         self._limit = limit
         self._timeout = timeout
         self._public = public
+        self._store = store
         self._timer: asyncio.TimerHandle | None = None
         self._silent = False
         self._kept = False
@@ -692,6 +717,8 @@ class _Pooled(PoolConnectionWrapper[_Proxy]):
                 f"cannot reach {self.client.where}: {describe_connect_error(lost.cause)}"
             ) from lost.cause
         self.connection = conn
+        if not self._store:
+            self.client._used_freely.add(conn._con)  # type: ignore[attr-defined] # its connection
         loop = asyncio.get_running_loop()
         self._started = loop.time()
         if self._timeout:
@@ -713,7 +740,7 @@ class _Pooled(PoolConnectionWrapper[_Proxy]):
     async def release(self) -> None:
         """Give the connection back to the pool (or discard it, if it died)."""
         assert self.connection is not None  # noqa: S101 - set by __aenter__
-        await self.client._release(self._pool, self.connection)
+        await self.client._release(self._pool, self.connection, store=self._store)
 
     async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
         if self._timer is not None:
@@ -724,7 +751,7 @@ class _Pooled(PoolConnectionWrapper[_Proxy]):
         killed = exc if exc is not None and (self._silent or _killed(exc, conn)) else None
         if exc is None and self._kept:
             return
-        await self.client._release(self._pool, conn)
+        await self.client._release(self._pool, conn, store=self._store)
         if killed is None:
             return
         lost = _Lost(killed, sent=True, silent=self._silent, started=self._started)

@@ -41,6 +41,8 @@ T = TypeVar("T")
 
 #: Seconds between the watcher's looks at the primary and the replicas.
 POLL: Final = 0.2
+#: Seconds between asking the replicas whether they have a user's write yet.
+CATCH_UP_STEP: Final = 0.002
 #: Users whose last write position is remembered (the oldest are forgotten first).
 MAX_TRACKED_USERS: Final = 100_000
 _PRIMARY_LSN = "SELECT pg_current_wal_lsn()::text"
@@ -222,16 +224,17 @@ class Replicas:
         for replica in usable:
             if replica.replayed >= needed:
                 return replica.client
-        # Wait a little for one to catch up: most are milliseconds behind.
+        # Ask them, and wait a little for one to catch up: most are a millisecond behind.
         deadline = time.monotonic() + self.wait
-        while time.monotonic() < deadline:
-            await asyncio.sleep(min(0.01, self.wait))
+        while True:
             for replica in usable:
                 with contextlib.suppress(FaceplateError):
                     replica.replayed = await self._replayed(replica)
                     if replica.replayed >= needed:
                         return replica.client
-        return self.primary
+            if time.monotonic() >= deadline:
+                return self.primary
+            await asyncio.sleep(CATCH_UP_STEP)
 
 
 # The router `init_db` installs when replicas are configured.

@@ -596,16 +596,14 @@ async def test_fast_model_building_matches_tortoise() -> None:
     await fm.append_message(
         user_id=someone.id, conversation_id=chat.id, role="assistant", tool_calls=[CALL]
     )
-    queries: dict[type[Any], str] = {
-        fm.User: "SELECT * FROM faceplate.users",
-        fm.Conversation: "SELECT * FROM faceplate.conversations",
-        fm.Message: "SELECT * FROM faceplate.messages",
-    }
-    for model, query in queries.items():
+    await fm.add_task(user_id=someone.id, title="t", description="d")
+    await fm.save_mcp_config(user_id=someone.id, name="m", config={"a": [1]}, secrets={"k": "v"})
+    for model in (fm.User, fm.Conversation, fm.Message, fm.ToolCall, fm.MCPConfig, fm.Task):
+        columns = ", ".join(model._meta.fields_db_projection.values())
         async with connections.get("default").acquire_connection() as conn:
-            row = await conn.fetchrow(query)
-        slow, fast = model._init_from_db(**row), rows.builder(model)(row)
-        assert vars(fast) == vars(slow)
+            row = await conn.fetchrow(f"SELECT {columns} FROM faceplate.{model._meta.db_table}")
+        slow, fast = model._init_from_db(**row), rows.builder(model, columns)(row)
+        assert vars(fast) == vars(slow), model
         assert {k: type(v) for k, v in vars(fast).items()} == {
             k: type(v) for k, v in vars(slow).items()
         }

@@ -24,7 +24,7 @@ from faceplate_models.store.rows import (
 from faceplate_models.store.validation import as_uuid, page_size, required_text
 
 _COLUMNS = "id, user_id, title, created_at, updated_at"
-_conversations = builder(Conversation)
+_conversations = builder(Conversation, _COLUMNS)
 
 # The listing queries are module constants so that the EXPLAIN tests check these very strings.
 CONVERSATIONS_SQL = f"""SELECT {_COLUMNS} FROM faceplate.conversations

@@ -49,7 +49,7 @@ _COLUMNS = (
     "id, user_id, name, config, enabled, secret_names, secret_key_id, secret_box, "
     "created_at, updated_at"
 )
-_mcp_configs = builder(MCPConfig)
+_mcp_configs = builder(MCPConfig, _COLUMNS)
 # $7 is the secrets' names (JSON) when secrets were given, NULL to keep the stored ones.
 SAVE_SQL = f"""INSERT INTO faceplate.mcp_configs ({_COLUMNS})
     VALUES ($2, $1, $3, $4::jsonb, $5, COALESCE($7::jsonb, '[]'), $8, $9, $6, $6)
@@ -134,7 +134,7 @@ async def list_mcp_configs(
         state,
         user=uid,
     )
-    return [_mcp_configs(row) for row in rows]
+    return _mcp_configs.many(rows)
 
 
 async def delete_mcp_config(*, user_id: uuid.UUID | str, name: str) -> None:

@@ -41,8 +41,7 @@ MAX_TURN_MESSAGES: Final = 64
 MAX_TURN_SIZE: Final = 4 * MAX_JSON_BYTES
 
 _COLUMNS = "id, conversation_id, role, content, tool_calls, tool_results, created_at, turn_id"
-_messages = builder(Message)
-_tool_calls = builder(ToolCall)
+_messages = builder(Message, _COLUMNS)
 _KEYS: Final = frozenset({"role", "content", "tool_calls", "tool_results"})
 _CALL_UNIQUE = "uid_tool_calls_convers_"  # Aerich's name for unique (conversation_id, call_id)
 
@@ -99,6 +98,7 @@ HISTORY_AFTER_SQL = f"""SELECT {_COLUMNS} FROM faceplate.messages WHERE {_OWNED}
     ORDER BY created_at, id LIMIT $3"""
 _OWNS_SQL = "SELECT EXISTS (SELECT 1 FROM faceplate.conversations WHERE id = $1 AND user_id = $2)"
 _TOOL_CALL_COLUMNS = "id, conversation_id, call_id, message_id, result_message_id, created_at"
+_tool_calls = builder(ToolCall, _TOOL_CALL_COLUMNS)
 OPEN_TOOL_CALLS_SQL = f"""SELECT {", ".join("t." + c for c in _TOOL_CALL_COLUMNS.split(", "))}
     FROM faceplate.tool_calls t JOIN faceplate.conversations c ON c.id = t.conversation_id
     WHERE c.user_id = $1 AND t.result_message_id IS NULL
@@ -314,7 +314,7 @@ async def _append(
                 )
             return list(rows)
 
-    return [_messages(row) for row in await run(append, user=uid)]
+    return _messages.many(await run(append, user=uid))
 
 
 async def append_message(
@@ -359,7 +359,8 @@ async def append_turn(
     """
     uid = as_uuid("user_id", user_id)
     cid = as_uuid("conversation_id", conversation_id)
-    turn = as_uuid("turn_id", turn_id) if turn_id is not None else uuid7()
+    # Without a turn id, a retry still finds the turn by its first message's id.
+    turn = as_uuid("turn_id", turn_id) if turn_id is not None else None
     return await _append(uid, cid, _drafts(messages), turn)
 
 
@@ -406,8 +407,9 @@ async def get_history(
     if after is None:
         found.items.reverse()
     newest = found.items[-1] if found.items else None
-    resume = cursor(newest.created_at, newest.id) if newest is not None else after
-    return Page(found.items, found.next_cursor, resume)
+    if newest is None:
+        return Page(found.items, found.next_cursor, lambda: after)
+    return Page(found.items, found.next_cursor, lambda: cursor(newest.created_at, newest.id))
 
 
 async def list_open_tool_calls(
@@ -419,7 +421,7 @@ async def list_open_tool_calls(
     uid = as_uuid("user_id", user_id)
     cid = None if conversation_id is None else as_uuid("conversation_id", conversation_id)
     rows = await fetch(OPEN_TOOL_CALLS_SQL, uid, cid, page_size(limit), user=uid)
-    return [_tool_calls(row) for row in rows]
+    return _tool_calls.many(rows)
 
 
 __all__ = [

@@ -31,7 +31,7 @@ from faceplate_models.store.validation import (
 )
 
 _COLUMNS = "id, user_id, title, description, completed, created_at, updated_at"
-_tasks = builder(Task)
+_tasks = builder(Task, _COLUMNS)
 
 
 def tasks_sql(by_state: bool, after: bool) -> str:

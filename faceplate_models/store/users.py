@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 import asyncpg
 from uuid6 import uuid7
@@ -15,7 +14,7 @@ from faceplate_models.store.rows import builder, fetchrow, missing, now, run
 from faceplate_models.store.validation import as_uuid, email_address, required_text
 
 _COLUMNS = "id, email, subject_id, created_at, updated_at"
-_users = builder(User)
+_users = builder(User, _COLUMNS)
 
 #: One round trip for every login: the existing row as it is (no write, no row lock) when
 #: the email is unchanged; otherwise the insert, or the update of a changed email. The
@@ -47,7 +46,7 @@ async def get_or_create_user(*, subject_id: str, email: str) -> User:
     address = email_address(email)
     user_id, at = uuid7(), now()
 
-    async def upsert(conn: Connection) -> dict[str, Any]:
+    async def upsert(conn: Connection) -> tuple[asyncpg.Record, bool]:
         try:
             row = await conn.fetchrow(UPSERT_USER_SQL, user_id, address, subject, at)
         except asyncpg.UniqueViolationError:
@@ -57,14 +56,16 @@ async def get_or_create_user(*, subject_id: str, email: str) -> User:
         if row is None:  # a racing login inserted it after this statement's snapshot
             row = await conn.fetchrow(USER_BY_SUBJECT_SQL, subject)
             assert row is not None  # noqa: S101 - the conflict proves the row exists
-            return {**row, "wrote": False}
-        return dict(row)
+            return row, False
+        return row, row["wrote"]
 
-    def written(row: dict[str, Any]) -> uuid.UUID | None:
+    def written(result: tuple[asyncpg.Record, bool]) -> uuid.UUID | None:
         # A login that wrote nothing leaves the user's reads free to use any replica.
-        return row["id"] if row.pop("wrote") else None
+        row, wrote = result
+        return row["id"] if wrote else None
 
-    return _users(await run(upsert, user=written))
+    row, _ = await run(upsert, user=written)
+    return _users(row)
 
 
 async def get_user(*, user_id: uuid.UUID | str) -> User:

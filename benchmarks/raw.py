@@ -1,0 +1,171 @@
+"""The floor: asyncpg alone, running the store's own SQL, rows as dicts with JSON decoded."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+from uuid6 import uuid7
+
+from benchmarks.common import POOL, cursor_of, position
+from faceplate_models.config import DatabaseTarget
+from faceplate_models.store import conversations, cursors, messages, tasks, users
+
+
+class Raw:
+    """Hand-written asyncpg on a pool of the same size: the least any layer can cost."""
+
+    name = "raw asyncpg"
+
+    def __init__(self, target: DatabaseTarget) -> None:
+        self.target = target
+        self.pool: asyncpg.Pool | None = None
+
+    async def open(self) -> None:
+        t = self.target
+        self.pool = await asyncpg.create_pool(
+            host=t.host,
+            port=t.port,
+            user=t.user,
+            password=t.password,
+            database=t.database,
+            min_size=5,
+            max_size=POOL,
+        )
+
+    async def close(self) -> None:
+        if self.pool is not None:
+            await self.pool.close()
+
+    async def server_version(self) -> str:
+        assert self.pool is not None
+        version: str = await self.pool.fetchval("SHOW server_version")
+        return version
+
+    @staticmethod
+    def _message(row: asyncpg.Record) -> dict[str, Any]:
+        message = dict(row)
+        for column in ("tool_calls", "tool_results"):
+            if message[column] is not None:
+                message[column] = json.loads(message[column])
+        return message
+
+    async def _append(
+        self, user_id: uuid.UUID, conversation_id: uuid.UUID, drafts: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """The store's turn, by hand: lock, one statement for everything, commit."""
+        assert self.pool is not None
+        ids = [uuid7() for _ in drafts]
+        made: dict[str, uuid.UUID] = {}
+        answered: dict[str, uuid.UUID] = {}
+        for message_id, draft in zip(ids, drafts, strict=True):
+            for call in draft.get("tool_calls") or ():
+                made[call["id"]] = message_id
+            for result in draft.get("tool_results") or ():
+                answered[result["tool_call_id"]] = message_id
+        now = datetime.now(UTC)
+        async with self.pool.acquire() as conn, conn.transaction():
+            previous = await conn.fetchval(messages.LOCK_CONVERSATION_SQL, conversation_id, user_id)
+            if previous is None:
+                raise LookupError(conversation_id)
+            rows = await conn.fetch(
+                messages.APPEND_SQL,
+                conversation_id,
+                max(now, previous + timedelta(microseconds=len(drafts))),
+                ids,
+                [d["role"] for d in drafts],
+                [d.get("content") for d in drafts],
+                [json.dumps(d["tool_calls"]) if d.get("tool_calls") else None for d in drafts],
+                [json.dumps(d["tool_results"]) if d.get("tool_results") else None for d in drafts],
+                None,  # no turn id: the caller gave none
+                [uuid7() for _ in made],
+                list(made),
+                list(made.values()),
+                [answered.get(call) for call in made],
+                [],
+                [],
+            )
+        return [self._message(row) for row in rows]
+
+    async def append_message(
+        self, *, user_id: uuid.UUID, conversation_id: uuid.UUID, role: str, content: str
+    ) -> dict[str, Any]:
+        [message] = await self._append(
+            user_id, conversation_id, [{"role": role, "content": content}]
+        )
+        return message
+
+    async def append_turn(
+        self, *, user_id: uuid.UUID, conversation_id: uuid.UUID, messages: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        return await self._append(user_id, conversation_id, messages)
+
+    async def get_history(
+        self,
+        *,
+        user_id: uuid.UUID,
+        conversation_id: uuid.UUID,
+        limit: int = 100,
+        before: str | None = None,
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        assert self.pool is not None
+        after = position(before, cursors.HISTORY, user_id, conversation_id)
+        async with self.pool.acquire() as conn:
+            if after is None:
+                rows = await conn.fetch(messages.HISTORY_SQL, conversation_id, user_id, limit + 1)
+            else:
+                rows = await conn.fetch(
+                    messages.HISTORY_BEFORE_SQL, conversation_id, user_id, limit + 1, *after
+                )
+        items = [self._message(row) for row in rows[:limit]]
+        items.reverse()
+        last = rows[limit - 1] if len(rows) > limit else None
+        return items, None if last is None else cursor_of(
+            cursors.HISTORY, user_id, conversation_id, last["created_at"], last["id"]
+        )
+
+    async def list_conversations(
+        self, *, user_id: uuid.UUID, limit: int = 50, cursor: str | None = None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        assert self.pool is not None
+        after = position(cursor, cursors.CONVERSATIONS, user_id, None)
+        async with self.pool.acquire() as conn:
+            if after is None:
+                rows = await conn.fetch(conversations.CONVERSATIONS_SQL, user_id, limit + 1)
+            else:
+                rows = await conn.fetch(
+                    conversations.CONVERSATIONS_AFTER_SQL, user_id, limit + 1, *after
+                )
+        last = rows[limit - 1] if len(rows) > limit else None
+        return [dict(row) for row in rows[:limit]], None if last is None else cursor_of(
+            cursors.CONVERSATIONS, user_id, None, last["updated_at"], last["id"]
+        )
+
+    async def list_tasks(
+        self, *, user_id: uuid.UUID, completed: bool, limit: int = 50
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        assert self.pool is not None
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(tasks.tasks_sql(True, False), user_id, limit + 1, completed)
+        last = rows[limit - 1] if len(rows) > limit else None
+        return [dict(row) for row in rows[:limit]], None if last is None else cursor_of(
+            cursors.TASKS, user_id, completed, last["created_at"], last["id"]
+        )
+
+    async def get_or_create_user(self, *, subject_id: str, email: str) -> dict[str, Any]:
+        assert self.pool is not None
+        async with self.pool.acquire() as conn:
+            row = await conn.fetchrow(
+                users.UPSERT_USER_SQL,
+                uuid7(),
+                email.strip().lower(),
+                subject_id.strip(),
+                datetime.now(UTC),
+            )
+            if row is None:
+                row = await conn.fetchrow(users.USER_BY_SUBJECT_SQL, subject_id)
+        assert row is not None
+        return dict(row)
