@@ -303,13 +303,22 @@ def pct(samples: list[float], q: float) -> float:
 
 
 async def measure(calls: dict[str, Call], rounds: int) -> dict[str, list[float]]:
-    """Time `rounds` sequential calls of each implementation, taking turns each round."""
-    for call in calls.values():  # warm up: prepared statements, pools, caches
-        for _ in range(10):
+    """Time `rounds` sequential calls of each implementation, taking turns each round.
+
+    The order is shuffled every round: a call right after a slow peer's (a scan of a
+    hundred thousand rows) finds the caches cold, and a fixed order would always hand that
+    cost to the same implementation.
+    """
+    # Warm up beyond PostgreSQL's five custom plans per prepared statement.
+    for call in calls.values():
+        for _ in range(20):
             await call()
     samples: dict[str, list[float]] = {name: [] for name in calls}
+    order = list(calls.items())
+    shuffle = random.Random(7).shuffle
     for _ in range(rounds):
-        for name, call in calls.items():
+        shuffle(order)
+        for name, call in order:
             started = time.perf_counter()
             await call()
             samples[name].append(time.perf_counter() - started)

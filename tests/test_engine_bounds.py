@@ -458,9 +458,12 @@ async def test_pool_stats_report_sizes_and_counters(faceplate_db: DatabaseTarget
     stats = fm.pool_stats()
     assert stats.max_size == 20 and stats.size >= 1
     assert stats.in_use == stats.size - stats.idle and stats.waiting == 0
-    busy = asyncio.gather(*(client().execute_query_dict("SELECT pg_sleep(0.3)") for _ in range(25)))
-    await asyncio.sleep(0.15)
-    during = fm.pool_stats()
+    busy = asyncio.gather(*(client().execute_query_dict("SELECT pg_sleep(2)") for _ in range(25)))
+    # The pool opens its connections one after another: wait until it has all twenty.
+    for _ in range(75):
+        if (during := fm.pool_stats()).in_use == 20:
+            break
+        await asyncio.sleep(0.02)
     await busy
     print(f"\npool during 25 sleeps: {during}")
     assert during.size == 20 and during.in_use == 20 and during.waiting == 5
