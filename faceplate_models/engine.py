@@ -375,17 +375,21 @@ class FaceplateClient(AsyncpgDBClient):
         self.where = DatabaseTarget(
             str(self.host), self.port, str(self.database), str(self.user)
         ).describe()
-        # A transaction pooler takes no startup parameters, so transactions set the
+        # A transaction pooler takes no startup parameters, so its transactions set the
         # bounds themselves; in session mode the connection's parameters already hold them.
-        self._local_bounds = ";".join(
+        # A long transaction's statement bound comes last, so that it wins.
+        lacking = ";".join(
             f"SET LOCAL {name} = {round(seconds * 1000)}"
             for name, seconds in (
                 ("statement_timeout", statement_timeout),
                 ("lock_timeout", lock_timeout),
                 ("idle_in_transaction_session_timeout", idle_in_transaction_timeout),
             )
-            if seconds
+            if seconds and self.pooled
         )
+        long_bound = f"SET LOCAL statement_timeout = {round(self.long_statement_timeout * 1000)}"
+        #: What a transaction sets as it begins, by whether it is long.
+        self._atomic_bounds = {False: lacking, True: ";".join(filter(None, (lacking, long_bound)))}
 
     async def create_pool(self, **kwargs: Any) -> asyncpg.Pool:
         return await asyncpg.create_pool(
@@ -469,12 +473,8 @@ class FaceplateClient(AsyncpgDBClient):
     async def atomic(self, conn: Connection, *, long: bool = False) -> AsyncIterator[None]:
         """A transaction on a connection of `run`, with the bounds the connection lacks."""
         async with conn.transaction():
-            if long:
-                await conn.execute(
-                    f"SET LOCAL statement_timeout = {round(self.long_statement_timeout * 1000)}"
-                )
-            if self.pooled and self._local_bounds and not long:
-                await conn.execute(self._local_bounds)
+            if bounds := self._atomic_bounds[long]:
+                await conn.execute(bounds)
             yield
 
     async def probe(self) -> list[str]:
@@ -887,8 +887,8 @@ class _TransactionContext(TransactionContextPooled):
             async with pooled as conn:
                 transaction = conn.transaction()
                 await transaction.start()
-                if root.pooled and root._local_bounds:
-                    await conn.execute(root._local_bounds)
+                if bounds := root._atomic_bounds[False]:
+                    await conn.execute(bounds)
                 pooled.keep()  # the transaction owns the connection until it ends
             self._pooled = pooled
             self.client._connection = conn  # type: ignore[assignment] # a proxy of one

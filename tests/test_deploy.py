@@ -28,7 +28,7 @@ from faceplate_models.config import TRANSACTION, DatabaseTarget, Settings, load_
 from faceplate_models.errors import ConfigError, DatabaseUnavailable
 from faceplate_models.migrate import ADVISORY_LOCK_KEY, migrations_location, version_files
 from faceplate_models.testing import connect, create_database, drop_database
-from tests import servers
+from tests import faults, servers
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -195,23 +195,25 @@ async def test_the_store_and_the_orm_through_a_transaction_pooler(
 async def test_the_time_bounds_hold_through_the_pooler(
     pgbouncer: servers.PgBouncer, faceplate_db: DatabaseTarget
 ) -> None:
-    """No startup parameter reaches the server there: a transaction sets its own bounds."""
-    await fm.init_db(pgbouncer.target(faceplate_db.database).url(), settings=pooled())
+    """No startup parameter reaches the server there: a transaction sets its own bounds,
+    a long one (deleting a conversation) included."""
+    settings = dataclasses.replace(pooled(), long_statement_timeout=30)
+    await fm.init_db(pgbouncer.target(faceplate_db.database).url(), settings=settings)
     user = await fm.get_or_create_user(subject_id="held", email="held@example.com")
     chat = await fm.create_conversation(user_id=user.id)
-    holder = await connect(faceplate_db)
-    await holder.execute("BEGIN")
-    await holder.execute("SELECT 1 FROM faceplate.conversations WHERE id = $1 FOR UPDATE", chat.id)
-    started = time.monotonic()
+    holder = await faults.hold_row(faceplate_db, "conversations", chat.id)
     try:
-        with pytest.raises(fm.LockTimeout):
-            await fm.append_message(
-                user_id=user.id, conversation_id=chat.id, role="user", content="waits"
-            )
+        for call in (
+            fm.append_message(user_id=user.id, conversation_id=chat.id, role="user", content="w"),
+            fm.delete_conversation(user_id=user.id, conversation_id=chat.id),
+        ):
+            started = time.monotonic()
+            with pytest.raises(fm.LockTimeout):
+                await call
+            assert time.monotonic() - started < settings.lock_timeout + 1
     finally:
         await holder.execute("ROLLBACK")
         await holder.close()
-    assert time.monotonic() - started < pooled().lock_timeout + 1
 
 
 async def test_migrations_behind_a_pooler_run_on_the_direct_url(
