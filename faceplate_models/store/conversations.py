@@ -6,19 +6,18 @@ import uuid
 
 from uuid6 import uuid7
 
-from faceplate_models.engine import Connection, current
 from faceplate_models.models import TITLE_MAX, Conversation
 from faceplate_models.store import cursors
 from faceplate_models.store.rows import (
     Page,
     builder,
+    execute,
     fetch,
     fetchrow,
     insert_owned,
     missing,
     now,
     page,
-    run,
     write_row,
 )
 from faceplate_models.store.validation import as_uuid, page_size, required_text
@@ -124,16 +123,14 @@ async def delete_conversation(
     a long history takes a while)."""
     uid = as_uuid("user_id", user_id)
     cid = as_uuid("conversation_id", conversation_id)
-    client = current()
-
-    async def delete(conn: Connection) -> str:
-        async with client.atomic(conn, long=True):
-            status: str = await conn.execute(
-                "DELETE FROM faceplate.conversations WHERE id = $1 AND user_id = $2", cid, uid
-            )
-        return status
-
-    if await run(delete, user=uid, long=True) == "DELETE 0":
+    status = await execute(
+        "DELETE FROM faceplate.conversations WHERE id = $1 AND user_id = $2",
+        cid,
+        uid,
+        user=uid,
+        long=True,
+    )
+    if status == "DELETE 0":
         raise missing("conversation", cid)
 
 

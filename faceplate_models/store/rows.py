@@ -98,8 +98,21 @@ def write_row(sql: str, *args: object, user: uuid.UUID) -> Awaitable[asyncpg.Rec
 
 
 def execute(sql: str, *args: object, user: uuid.UUID, long: bool = False) -> Awaitable[str]:
-    """Write, returning the command's status."""
-    return run(lambda conn: conn.execute(sql, *args), user=user, long=long)
+    """Write, returning the command's status.
+
+    A `long` statement (a delete that cascades through a whole history) runs in a
+    transaction of its own: the long statement timeout can only be set there, for it alone.
+    """
+    if not long:
+        return run(lambda conn: conn.execute(sql, *args), user=user)
+    client = current()
+
+    async def in_transaction(conn: Connection) -> str:
+        async with client.atomic(conn, long=True):
+            status: str = await conn.execute(sql, *args)
+        return status
+
+    return run(in_transaction, user=user, long=True)
 
 
 def missing(what: str, key: object) -> NotFound:

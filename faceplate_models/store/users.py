@@ -7,10 +7,10 @@ import uuid
 import asyncpg
 from uuid6 import uuid7
 
-from faceplate_models.engine import Connection, current
+from faceplate_models.engine import Connection
 from faceplate_models.errors import Conflict
 from faceplate_models.models import SUBJECT_MAX, User
-from faceplate_models.store.rows import builder, fetchrow, missing, now, run
+from faceplate_models.store.rows import builder, execute, fetchrow, missing, now, run
 from faceplate_models.store.validation import as_uuid, email_address, required_text
 
 _COLUMNS = "id, email, subject_id, created_at, updated_at"
@@ -93,14 +93,8 @@ async def delete_user(*, user_id: uuid.UUID | str) -> None:
     timeout (FACEPLATE_DB_LONG_STATEMENT_TIMEOUT) rather than the per-request one.
     """
     uid = as_uuid("user_id", user_id)
-    client = current()
-
-    async def delete(conn: Connection) -> str:
-        async with client.atomic(conn, long=True):
-            status: str = await conn.execute("DELETE FROM faceplate.users WHERE id = $1", uid)
-        return status
-
-    if await run(delete, user=uid, long=True) == "DELETE 0":
+    status = await execute("DELETE FROM faceplate.users WHERE id = $1", uid, user=uid, long=True)
+    if status == "DELETE 0":
         raise missing("user", uid)
 
 
