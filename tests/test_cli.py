@@ -4,24 +4,11 @@ from __future__ import annotations
 
 import base64
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 from faceplate_models.config import DatabaseTarget
 from faceplate_models.testing import connect, create_database, drop_database
-
-
-def demo(cwd: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "faceplate_models.cli", "demo", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=env,
-        timeout=180,
-        check=False,
-    )
+from tests.commands import faceplate_db_cli
 
 
 async def test_demo_twice_neither_fails_nor_duplicates(
@@ -35,7 +22,9 @@ async def test_demo_twice_neither_fails_nor_duplicates(
             "FACEPLATE_DATABASE_URL": target.url(),
             "FACEPLATE_SECRET_KEYS": f"demo:{key}",
         }
-        first, second = demo(tmp_path, env), demo(tmp_path, env)
+        first, second = (
+            faceplate_db_cli("demo", env=env, cwd=tmp_path, timeout=180) for _ in range(2)
+        )
         for run in (first, second):
             assert run.returncode == 0, run.stderr
             assert "ada@example.com" in run.stdout
@@ -60,7 +49,7 @@ async def test_demo_twice_neither_fails_nor_duplicates(
 
 def test_demo_uses_the_embedded_server_when_no_url_is_set(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "FACEPLATE_DATABASE_URL"}
-    run = demo(tmp_path, env)
+    run = faceplate_db_cli("demo", env=env, cwd=tmp_path, timeout=180)
     assert run.returncode == 0, run.stderr
     assert "embedded development PostgreSQL 16" in run.stderr
     assert (tmp_path / ".faceplate" / "PG_VERSION").read_text().strip() == "16"
@@ -72,22 +61,9 @@ def test_unreachable_database_exits_with_its_own_code(tmp_path: Path, unused_tcp
         **os.environ,
         "FACEPLATE_DATABASE_URL": f"postgres://u:pw-x@127.0.0.1:{unused_tcp_port}/d",
     }
-    run = demo(tmp_path, env)
+    run = faceplate_db_cli("demo", env=env, cwd=tmp_path, timeout=180)
     assert run.returncode == 4
     assert "refused" in run.stderr and "pw-x" not in run.stderr
-
-
-def run_cli(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("FACEPLATE_")}
-    return subprocess.run(
-        [sys.executable, "-m", "faceplate_models.cli", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env={**clean, **env},
-        timeout=120,
-        check=False,
-    )
 
 
 async def test_operator_input_is_refused_with_reasons(
@@ -99,17 +75,17 @@ async def test_operator_input_is_refused_with_reasons(
         with_password = DatabaseTarget(
             target.host, target.port, target.database, target.user, "hunter2-secret"
         ).url()
-        refused = run_cli("status", "--url", with_password, env={}, cwd=tmp_path)
+        refused = faceplate_db_cli("status", "--url", with_password, env={}, cwd=tmp_path)
         assert refused.returncode == 1 and "--url-file" in refused.stderr
         assert "hunter2-secret" not in refused.stdout + refused.stderr
         # The same URL from a file, or from the environment, is fine.
         url_file = tmp_path / "url"
         url_file.write_text(target.url() + "\n")
-        upgraded = run_cli("upgrade", "--url-file", str(url_file), env={}, cwd=tmp_path)
+        upgraded = faceplate_db_cli("upgrade", "--url-file", str(url_file), env={}, cwd=tmp_path)
         assert upgraded.returncode == 0, upgraded.stderr
-        current = run_cli("status", env={"FACEPLATE_DATABASE_URL": target.url()}, cwd=tmp_path)
+        current = faceplate_db_cli("status", url=target.url(), cwd=tmp_path)
         assert current.returncode == 0, current.stderr
-        missing = run_cli(
+        missing = faceplate_db_cli(
             "status",
             "--migrations",
             str(tmp_path / "nonexistent"),
@@ -122,7 +98,7 @@ async def test_operator_input_is_refused_with_reasons(
             ("FACEPLATE_DB_STATEMENT_TIMEOUT", "nan"),
             ("FACEPLATE_DB_LOCK_TIMEOUT", "-1"),
         ):
-            bad = run_cli(
+            bad = faceplate_db_cli(
                 "status",
                 env={"FACEPLATE_DATABASE_URL": target.url(), variable: value},
                 cwd=tmp_path,

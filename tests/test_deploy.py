@@ -7,10 +7,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import inspect
-import os
 import shutil
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -29,8 +26,7 @@ from faceplate_models.errors import ConfigError, DatabaseUnavailable
 from faceplate_models.migrate import ADVISORY_LOCK_KEY, migrations_location, version_files
 from faceplate_models.testing import connect, create_database, drop_database
 from tests import faults, servers
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.commands import faceplate_db_cli
 
 
 def pooled() -> Settings:
@@ -39,21 +35,6 @@ def pooled() -> Settings:
 
 
 CALL = {"id": "call_1", "type": "function", "function": {"name": "todo.list", "arguments": "{}"}}
-
-
-def faceplate_db_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    environment = {
-        k: v for k, v in os.environ.items() if not k.startswith("FACEPLATE_") or k in env
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "faceplate_models.cli", *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env={**environment, **env},
-        timeout=120,
-        check=False,
-    )
 
 
 async def every_store_call(n: int) -> set[str]:

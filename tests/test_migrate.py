@@ -18,8 +18,8 @@ from faceplate_models.cli import EXIT_DRIFT, EXIT_ERROR, EXIT_OK, EXIT_PENDING, 
 from faceplate_models.config import DatabaseTarget
 from faceplate_models.migrate import migrations_location, version_files
 from faceplate_models.testing import connect, create_database, drop_database
+from tests.commands import ROOT, faceplate_db_cli
 
-ROOT = Path(__file__).resolve().parent.parent
 ALL = version_files()
 INIT = ALL[0]
 
@@ -55,25 +55,6 @@ async def upgrade(db: BaseDBAsyncClient) -> str:
 async def downgrade(db: BaseDBAsyncClient) -> str:
     return ""
 '''
-
-
-def faceplate_db_cli(
-    *args: str, url: str | None = None, stdin: str = "", env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    """Run faceplate-db with `url` in the environment, as a deploy passes a password."""
-    environment = {**os.environ, **(env or {})}
-    if url is not None:
-        environment["FACEPLATE_DATABASE_URL"] = url
-    return subprocess.run(
-        [sys.executable, "-m", "faceplate_models.cli", *args],
-        capture_output=True,
-        text=True,
-        input=stdin,
-        cwd=ROOT,
-        env=environment,
-        timeout=120,
-        check=False,
-    )
 
 
 @pytest.fixture

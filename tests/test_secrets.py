@@ -9,8 +9,6 @@ import dataclasses
 import json
 import logging
 import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +20,10 @@ from faceplate_models.cli import EXIT_OK
 from faceplate_models.config import DatabaseTarget, Settings, load_settings, parse_secret_keys
 from faceplate_models.errors import ConfigError, SecretError, ValidationError
 from faceplate_models.testing import connect
+from tests import commands
 
 pytestmark = pytest.mark.usefixtures("faceplate_db")
 
-ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "sk-live-7Hq2-do-not-leak"
 BEARER = "Bearer eyJhbGciOi.not-for-your-eyes"
 
@@ -348,18 +346,9 @@ async def test_a_bad_document_imports_nothing() -> None:
 
 def test_rotate_secrets_from_the_command_line(faceplate_db: DatabaseTarget) -> None:
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("FACEPLATE_")},
         "FACEPLATE_DATABASE_URL": faceplate_db.url(),
         "FACEPLATE_SECRET_KEYS": f"{key('fresh')},{os.environ['FACEPLATE_SECRET_KEYS']}",
     }
-    run = subprocess.run(
-        [sys.executable, "-m", "faceplate_models.cli", "rotate-secrets", "--batch", "5"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=env,
-        timeout=120,
-        check=False,
-    )
+    run = commands.faceplate_db_cli("rotate-secrets", "--batch", "5", env=env)
     assert run.returncode == EXIT_OK, run.stdout + run.stderr
     assert "under key 'fresh'" in run.stdout and "can be removed" in run.stdout
