@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
+
+import asyncpg
 
 from faceplate_models.store import cursors
 
@@ -13,9 +16,18 @@ from faceplate_models.store import cursors
 POOL = 20
 
 
-def cursor_of(kind: str, user: uuid.UUID, scope: object, at: datetime, row_id: uuid.UUID) -> str:
-    """The store's own cursor: every implementation returns the same, and takes it back."""
-    return cursors.encode(kind, user, scope, at, row_id)
+def next_cursor(
+    rows: Sequence[Any], limit: int, kind: str, user: uuid.UUID, scope: object, at: str
+) -> str | None:
+    """The store's own cursor after the first `limit` of `rows` (fetched `limit + 1`), None
+    when nothing lies beyond: every implementation returns the same, and takes it back.
+    A row is a mapping (asyncpg, Piccolo) or a model (SQLAlchemy, Tortoise)."""
+    if len(rows) <= limit:
+        return None
+    last = rows[limit - 1]
+    if isinstance(last, Mapping | asyncpg.Record):
+        return cursors.encode(kind, user, scope, last[at], last["id"])
+    return cursors.encode(kind, user, scope, getattr(last, at), last.id)
 
 
 def position(

@@ -10,7 +10,7 @@ from typing import Any
 import asyncpg
 from uuid6 import uuid7
 
-from benchmarks.common import POOL, cursor_of, position
+from benchmarks.common import POOL, next_cursor, position
 from faceplate_models.config import DatabaseTarget
 from faceplate_models.store import conversations, cursors, messages, tasks, users
 
@@ -122,9 +122,8 @@ class Raw:
                 )
         items = [self._message(row) for row in rows[:limit]]
         items.reverse()
-        last = rows[limit - 1] if len(rows) > limit else None
-        return items, None if last is None else cursor_of(
-            cursors.HISTORY, user_id, conversation_id, last["created_at"], last["id"]
+        return items, next_cursor(
+            rows, limit, cursors.HISTORY, user_id, conversation_id, "created_at"
         )
 
     async def list_conversations(
@@ -139,9 +138,8 @@ class Raw:
                 rows = await conn.fetch(
                     conversations.CONVERSATIONS_AFTER_SQL, user_id, limit + 1, *after
                 )
-        last = rows[limit - 1] if len(rows) > limit else None
-        return [dict(row) for row in rows[:limit]], None if last is None else cursor_of(
-            cursors.CONVERSATIONS, user_id, None, last["updated_at"], last["id"]
+        return [dict(row) for row in rows[:limit]], next_cursor(
+            rows, limit, cursors.CONVERSATIONS, user_id, None, "updated_at"
         )
 
     async def list_tasks(
@@ -150,9 +148,8 @@ class Raw:
         assert self.pool is not None
         async with self.pool.acquire() as conn:
             rows = await conn.fetch(tasks.tasks_sql(True, False), user_id, limit + 1, completed)
-        last = rows[limit - 1] if len(rows) > limit else None
-        return [dict(row) for row in rows[:limit]], None if last is None else cursor_of(
-            cursors.TASKS, user_id, completed, last["created_at"], last["id"]
+        return [dict(row) for row in rows[:limit]], next_cursor(
+            rows, limit, cursors.TASKS, user_id, completed, "created_at"
         )
 
     async def get_or_create_user(self, *, subject_id: str, email: str) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from piccolo.engine.postgres import PostgresEngine
 from piccolo.table import Table
 from uuid6 import uuid7
 
-from benchmarks.common import POOL, cursor_of, position
+from benchmarks.common import POOL, next_cursor, position
 from faceplate_models.config import SCHEMA, DatabaseTarget
 from faceplate_models.store import cursors
 
@@ -185,9 +185,8 @@ class Piccolo:
         )
         items = rows[:limit]
         items.reverse()
-        last = rows[limit - 1] if len(rows) > limit else None
-        return items, None if last is None else cursor_of(
-            cursors.HISTORY, user_id, conversation_id, last["created_at"], last["id"]
+        return items, next_cursor(
+            rows, limit, cursors.HISTORY, user_id, conversation_id, "created_at"
         )
 
     async def list_conversations(
@@ -207,9 +206,8 @@ class Piccolo:
             .order_by(Conversation.updated_at, Conversation.id, ascending=False)
             .limit(limit + 1)
         )
-        last = rows[limit - 1] if len(rows) > limit else None
-        return rows[:limit], None if last is None else cursor_of(
-            cursors.CONVERSATIONS, user_id, None, last["updated_at"], last["id"]
+        return rows[:limit], next_cursor(
+            rows, limit, cursors.CONVERSATIONS, user_id, None, "updated_at"
         )
 
     async def list_tasks(
@@ -222,9 +220,8 @@ class Piccolo:
             .order_by(Task.created_at, Task.id)
             .limit(limit + 1)
         )
-        last = rows[limit - 1] if len(rows) > limit else None
-        return rows[:limit], None if last is None else cursor_of(
-            cursors.TASKS, user_id, completed, last["created_at"], last["id"]
+        return rows[:limit], next_cursor(
+            rows, limit, cursors.TASKS, user_id, completed, "created_at"
         )
 
     async def get_or_create_user(self, *, subject_id: str, email: str) -> Any:

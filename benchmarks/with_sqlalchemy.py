@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from uuid6 import uuid7
 
-from benchmarks.common import POOL, cursor_of, position
+from benchmarks.common import POOL, next_cursor, position
 from faceplate_models.config import SCHEMA, DatabaseTarget
 from faceplate_models.store import cursors
 
@@ -208,9 +208,8 @@ class SqlAlchemy:
             rows = list((await session.scalars(query)).all())
         items = rows[:limit]
         items.reverse()
-        last = rows[limit - 1] if len(rows) > limit else None
-        return items, None if last is None else cursor_of(
-            cursors.HISTORY, user_id, conversation_id, last.created_at, last.id
+        return items, next_cursor(
+            rows, limit, cursors.HISTORY, user_id, conversation_id, "created_at"
         )
 
     async def list_conversations(
@@ -226,9 +225,8 @@ class SqlAlchemy:
         query = query.order_by(SAConversation.updated_at.desc(), SAConversation.id.desc())
         async with self.sessions() as session:
             rows = list((await session.scalars(query.limit(limit + 1))).all())
-        last = rows[limit - 1] if len(rows) > limit else None
-        return rows[:limit], None if last is None else cursor_of(
-            cursors.CONVERSATIONS, user_id, None, last.updated_at, last.id
+        return rows[:limit], next_cursor(
+            rows, limit, cursors.CONVERSATIONS, user_id, None, "updated_at"
         )
 
     async def list_tasks(
@@ -242,9 +240,8 @@ class SqlAlchemy:
         )
         async with self.sessions() as session:
             rows = list((await session.scalars(query)).all())
-        last = rows[limit - 1] if len(rows) > limit else None
-        return rows[:limit], None if last is None else cursor_of(
-            cursors.TASKS, user_id, completed, last.created_at, last.id
+        return rows[:limit], next_cursor(
+            rows, limit, cursors.TASKS, user_id, completed, "created_at"
         )
 
     async def get_or_create_user(self, *, subject_id: str, email: str) -> SAUser:

@@ -11,7 +11,7 @@ from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 from uuid6 import uuid7
 
-from benchmarks.common import cursor_of, position
+from benchmarks.common import next_cursor, position
 from faceplate_models.models import Conversation, Message, Task, ToolCall, User
 from faceplate_models.store import cursors
 
@@ -112,9 +112,8 @@ class PlainTortoise:
         rows = await query.order_by("-created_at", "-id").limit(limit + 1)
         items = rows[:limit]
         items.reverse()
-        last = rows[limit - 1] if len(rows) > limit else None
-        return items, None if last is None else cursor_of(
-            cursors.HISTORY, user_id, conversation_id, last.created_at, last.id
+        return items, next_cursor(
+            rows, limit, cursors.HISTORY, user_id, conversation_id, "created_at"
         )
 
     async def list_conversations(
@@ -126,9 +125,8 @@ class PlainTortoise:
             at, row_id = after
             query = query.filter(Q(updated_at__lt=at) | Q(updated_at=at, id__lt=row_id))
         rows = await query.order_by("-updated_at", "-id").limit(limit + 1)
-        last = rows[limit - 1] if len(rows) > limit else None
-        return rows[:limit], None if last is None else cursor_of(
-            cursors.CONVERSATIONS, user_id, None, last.updated_at, last.id
+        return rows[:limit], next_cursor(
+            rows, limit, cursors.CONVERSATIONS, user_id, None, "updated_at"
         )
 
     async def list_tasks(
@@ -139,9 +137,8 @@ class PlainTortoise:
             .order_by("created_at", "id")
             .limit(limit + 1)
         )
-        last = rows[limit - 1] if len(rows) > limit else None
-        return rows[:limit], None if last is None else cursor_of(
-            cursors.TASKS, user_id, completed, last.created_at, last.id
+        return rows[:limit], next_cursor(
+            rows, limit, cursors.TASKS, user_id, completed, "created_at"
         )
 
     async def get_or_create_user(self, *, subject_id: str, email: str) -> User:
