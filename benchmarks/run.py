@@ -420,7 +420,7 @@ async def main(size: Size, server: DatabaseTarget | None, *, with_profile: bool)
         server = server_target(
             start_server(Path(tempfile.mkdtemp(prefix="faceplate-bench-")), temporary=True)
         )
-    target = await create_database(server, prefix="faceplate_bench")
+    target = await create_database(server, "bench")
     implementations: dict[str, Any] = {
         "store": Store(),
         "raw": Raw(target),

@@ -217,7 +217,7 @@ async def _demo_conversation(user_id: Any) -> None:
                 {
                     "id": "call_1",
                     "type": "function",
-                    "function": {"name": "todo.list_tasks", "arguments": '{"completed": false}'},
+                    "function": {"name": "todo_list_tasks", "arguments": '{"completed": false}'},
                 }
             ],
         },

@@ -38,6 +38,10 @@ DEFAULT_LONG_STATEMENT_TIMEOUT = 120.0
 DEFAULT_REPLICA_MAX_LAG = 5.0
 DEFAULT_REPLICA_WAIT = 0.5
 DEFAULT_DATA_DIR = ".faceplate"
+DEFAULT_TEST_DATABASE_PREFIX = "faceplate_test"
+# A test database is named PREFIX_ and 12 hex digits: within PostgreSQL's 63 bytes, and a
+# plain identifier that needs no quoting anywhere.
+_TEST_DATABASE_PREFIX = re.compile(r"[a-z_][a-z0-9_]{0,49}")
 
 #: Where the server keeps session state: a direct connection or a session pooler.
 SESSION = "session"
@@ -131,6 +135,7 @@ class Settings:
     long_statement_timeout: float = DEFAULT_LONG_STATEMENT_TIMEOUT
     data_dir: Path = Path(DEFAULT_DATA_DIR)
     test_database_url: str | None = field(default=None, repr=False)
+    test_database_prefix: str = DEFAULT_TEST_DATABASE_PREFIX
     #: FACEPLATE_SECRET_KEYS, parsed: (id, 32-byte key) pairs, the first sealing.
     secret_keys: tuple[tuple[str, bytes], ...] = field(default=(), repr=False)
 
@@ -164,6 +169,11 @@ class Settings:
                 raise ConfigError(
                     f"{name} must be a positive, finite number of seconds, not {value}"
                 )
+        if not _TEST_DATABASE_PREFIX.fullmatch(self.test_database_prefix):
+            raise ConfigError(
+                "FACEPLATE_TEST_DATABASE_PREFIX must be 1 to 50 lower-case letters, digits or "
+                f"underscores, not starting with a digit; not {self.test_database_prefix!r}"
+            )
         if self.long_statement_timeout < self.statement_timeout:
             raise ConfigError(
                 "FACEPLATE_DB_LONG_STATEMENT_TIMEOUT must not be shorter than "
@@ -215,6 +225,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ),
         data_dir=Path(env.get("FACEPLATE_DATA_DIR") or DEFAULT_DATA_DIR),
         test_database_url=env.get("FACEPLATE_TEST_DATABASE_URL") or None,
+        test_database_prefix=(
+            env.get("FACEPLATE_TEST_DATABASE_PREFIX") or DEFAULT_TEST_DATABASE_PREFIX
+        ).strip(),
         secret_keys=parse_secret_keys(env.get("FACEPLATE_SECRET_KEYS", "")),
     )
 

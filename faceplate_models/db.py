@@ -52,8 +52,11 @@ def resolve_target(settings: Settings, url: str | None = None) -> DatabaseTarget
     return embedded_target(settings.data_dir)
 
 
-def resolve_migration_target(settings: Settings, url: str | None = None) -> DatabaseTarget:
-    """The database migrations run on: FACEPLATE_MIGRATION_DATABASE_URL, else as `resolve_target`.
+def resolve_migration_target(
+    settings: Settings, url: str | None = None, *, serving: DatabaseTarget | None = None
+) -> DatabaseTarget:
+    """The database migrations run on: FACEPLATE_MIGRATION_DATABASE_URL, else `serving` (the
+    target already resolved for requests), else as `resolve_target`.
 
     Behind a transaction pooler there must be a direct URL: the migration lock, the
     version table and Aerich's bare table names all need a session of their own.
@@ -68,7 +71,7 @@ def resolve_migration_target(settings: Settings, url: str | None = None) -> Data
             "pooler, which cannot run migrations (their lock and search_path need a session "
             "of their own): set FACEPLATE_MIGRATION_DATABASE_URL to a direct connection"
         )
-    return resolve_target(settings, url)
+    return serving or resolve_target(settings, url)
 
 
 def resolve_tortoise_config(
@@ -105,7 +108,8 @@ async def init_db(
     Raises `DatabaseUnavailable` within the connect timeout when the server cannot be
     reached, naming host, port and database but never the password. With `migrate=True`,
     pending migrations are applied (on FACEPLATE_MIGRATION_DATABASE_URL when it is set)
-    before it returns.
+    before it returns; without it, a database whose schema is missing or behind this
+    release is a `MigrationError` naming the command to run.
     """
     settings = settings or load_settings()
     target = resolve_target(settings, url)
@@ -141,6 +145,26 @@ async def init_db(
             f"cannot reach {target.describe()}: {describe_connect_error(exc)}"
         ) from exc
     log.info("connected to %s", target.describe())
+    if unbounded:
+        log.warning(
+            "through the transaction pooler, the server applies no %s to single statements "
+            "(they cannot be startup parameters there); set them on the role, as "
+            "`faceplate-db grants` prints",
+            " or ".join(unbounded),
+        )
+    from faceplate_models import migrate as migrations
+
+    try:
+        if migrate:
+            config = tortoise_config(
+                resolve_migration_target(settings, url, serving=target), settings, migrating=True
+            )
+            for name in await migrations.upgrade(config):
+                log.info("applied migration %s", name)
+        await migrations.verify_schema(client)
+    except FaceplateError:
+        await close_db()
+        raise
     if replica_targets:
         router = replicas.Replicas(
             client,
@@ -150,21 +174,6 @@ async def init_db(
         )
         await router.start()
         replicas.use(router)
-    if unbounded:
-        log.warning(
-            "through the transaction pooler, the server applies no %s to single statements "
-            "(they cannot be startup parameters there); set them on the role, as "
-            "`faceplate-db grants` prints",
-            " or ".join(unbounded),
-        )
-    if migrate:
-        from faceplate_models.migrate import upgrade
-
-        migration = tortoise_config(
-            resolve_migration_target(settings, url), settings, migrating=True
-        )
-        for name in await upgrade(migration):
-            log.info("applied migration %s", name)
 
 
 async def close_db() -> None:

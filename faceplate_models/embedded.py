@@ -27,7 +27,7 @@ def _pgserver() -> Any:
         raise ConfigError(
             "FACEPLATE_DATABASE_URL is not set and the embedded development PostgreSQL is "
             "not installed. Set FACEPLATE_DATABASE_URL=postgres://user:password@host:port/dbname, "
-            "or install the development extra (pip install 'faceplate-models[dev]')."
+            "or install the embedded server (pip install 'faceplate-models[testing]')."
         ) from None
     return pgserver
 

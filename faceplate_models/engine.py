@@ -197,14 +197,29 @@ def connect_error(exc: BaseException, where: str) -> FaceplateError:
     return DatabaseUnavailable(f"cannot connect to {where}: {describe_connect_error(exc)}")
 
 
+# What a broken integrity rule means, in the package's words: the server's own message
+# names constraints and dumps keys (a user's email, say), so it stays in `__cause__`.
+_INTEGRITY: Final = {
+    "23505": "it would duplicate a value that must be unique",
+    "23503": "it refers to a row that does not exist (or that another request just deleted)",
+    "23502": "it leaves out a value the schema requires",
+    "23514": "it breaks a check of the schema",
+}
+
+
 def driver_error(exc: BaseException) -> FaceplateError:
-    """The package's error for a driver error that is not about the connection."""
+    """The package's error for a driver error that is not about the connection.
+
+    The message is the package's own: the server's text (constraint names, key values) stays
+    in `__cause__`, for the log, and never reaches a caller that shows messages to users.
+    """
     state: str | None = getattr(exc, "sqlstate", None)
     if isinstance(exc, asyncpg.IntegrityConstraintViolationError):
-        return Conflict(f"the write breaks a rule of the schema: {exc}", sqlstate=state)
+        why = _INTEGRITY.get(state or "", "it breaks a rule of the schema")
+        return Conflict(f"the database refused the write: {why}", sqlstate=state)
     if state in _KINDS:
         kind, words = _KINDS[state]
-        return kind(f"{words} ({exc})", sqlstate=state)
+        return kind(words, sqlstate=state)
     if isinstance(exc, asyncpg.QueryCanceledError):
         if "statement timeout" in str(exc):
             return StatementTimeout(
@@ -212,9 +227,15 @@ def driver_error(exc: BaseException) -> FaceplateError:
                 "(FACEPLATE_DB_STATEMENT_TIMEOUT) and the server cancelled it",
                 sqlstate=state,
             )
-        return QueryCanceled(f"the server cancelled the statement: {exc}", sqlstate=state)
+        return QueryCanceled(
+            "the server cancelled the statement (an administrator's pg_cancel_backend, or a "
+            "shutdown)",
+            sqlstate=state,
+        )
     return DatabaseError(
-        f"the database failed the statement: {type(exc).__name__}: {exc}", sqlstate=state
+        f"the database failed the statement ({type(exc).__name__}, SQLSTATE {state}); the "
+        "server's own message is this error's __cause__",
+        sqlstate=state,
     )
 
 

@@ -6,6 +6,11 @@ the driver's exception as `__cause__`; the kinds a caller acts on have classes o
 
 from __future__ import annotations
 
+import re
+
+# A field path as the store names it: `messages[0].tool_calls`, `config`, `secrets`.
+_PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
 
 class FaceplateError(Exception):
     """Base of every error faceplate-models raises on purpose."""
@@ -74,6 +79,12 @@ class ValidationError(FaceplateError, ValueError):
         self.field = field
         self.problem = problem
         super().__init__(f"{field}: {problem}")
+
+    @property
+    def loc(self) -> tuple[str | int, ...]:
+        """The field as a path, as pydantic and FastAPI spell one: `messages[0].content` is
+        `("messages", 0, "content")`."""
+        return tuple(int(index) if index else name for name, index in _PART.findall(self.field))
 
 
 class NotFound(FaceplateError, LookupError):

@@ -1,5 +1,5 @@
 """FastAPI glue (the `fastapi` extra): a lifespan that opens and closes the database, and
-handlers that turn the package's errors into the responses FastAPI users expect.
+one handler that gives every `FaceplateError` a deliberate response.
 
     from fastapi import FastAPI
     from faceplate_models.fastapi import install_error_handlers, lifespan
@@ -7,23 +7,20 @@ handlers that turn the package's errors into the responses FastAPI users expect.
     app = FastAPI(lifespan=lifespan)
     install_error_handlers(app)
 
-- `NotFound`: 404, `{"detail": message}`.
-- `ValidationError`: 422 in FastAPI's own shape,
-  `{"detail": [{"type": "value_error", "loc": [field], "msg": problem}]}`.
-- `Conflict`: 409, `{"detail": message}`.
-- `DatabaseUnavailable` (and `PoolTimeout`, `ConnectionLost`): 503, `Retry-After: 5`.
-- `LockTimeout`, `SerializationFailure`, `DeadlockDetected`: 503, `Retry-After: 1`; a
-  retry may well succeed.
-
-A 503's body says only that the database is busy or unavailable: the package's message,
-which names hosts and databases, goes to the log, not to the client.
+`RESPONSES` is the table (the most specific class wins): 404 `NotFound`, 409 `Conflict`,
+422 `ValidationError` in FastAPI's own shape, 503 with `Retry-After` for what a retry may
+cure (the database unavailable, a pool wait, a statement or lock timeout, a serialization
+failure or a deadlock), and 500 for the rest (a configuration, secret, migration or other
+database error). The body of a 503 or a 500 says what kind of trouble it is and nothing
+more: the package's message, which may name hosts, databases and settings, goes to the log.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any, Final
 
 from fastapi import FastAPI, Request
@@ -31,11 +28,17 @@ from fastapi.responses import JSONResponse
 
 from faceplate_models.db import database
 from faceplate_models.errors import (
+    ConfigError,
     Conflict,
+    DatabaseError,
     DatabaseUnavailable,
     DeadlockDetected,
+    FaceplateError,
     LockTimeout,
+    MigrationError,
     NotFound,
+    QueryCanceled,
+    SecretError,
     SerializationFailure,
     ValidationError,
 )
@@ -47,6 +50,49 @@ UNAVAILABLE_RETRY_AFTER: Final = 5
 BUSY_RETRY_AFTER: Final = 1
 
 
+@dataclass(frozen=True)
+class Response:
+    """How an error class is answered: its status, `Retry-After`, and whether the body may
+    carry the error's own message (otherwise `detail` is the fixed text)."""
+
+    status: int
+    detail: str | None = None
+    retry_after: int | None = None
+
+
+_UNAVAILABLE = Response(
+    503,
+    f"the database is unavailable; try again in {UNAVAILABLE_RETRY_AFTER} s",
+    UNAVAILABLE_RETRY_AFTER,
+)
+_BUSY = Response(503, f"the database is busy; try again in {BUSY_RETRY_AFTER} s", BUSY_RETRY_AFTER)
+
+#: The response of each error class; a class not listed takes its nearest listed base's.
+RESPONSES: Final[dict[type[FaceplateError], Response]] = {
+    NotFound: Response(404),
+    Conflict: Response(409),
+    ValidationError: Response(422),
+    DatabaseUnavailable: _UNAVAILABLE,
+    LockTimeout: _BUSY,
+    SerializationFailure: _BUSY,
+    DeadlockDetected: _BUSY,
+    QueryCanceled: _BUSY,
+    DatabaseError: Response(500, "the database failed the request"),
+    ConfigError: Response(500, "the server is misconfigured"),
+    SecretError: Response(500, "a stored secret could not be opened"),
+    MigrationError: Response(500, "the database schema does not match the server"),
+    FaceplateError: Response(500, "the request failed"),
+}
+
+
+def response_for(error: type[FaceplateError]) -> Response:
+    """The response of `error`'s nearest class in `RESPONSES`."""
+    for cls in error.__mro__:
+        if cls in RESPONSES:
+            return RESPONSES[cls]
+    raise TypeError(f"{error.__name__} is not a FaceplateError")  # pragma: no cover
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """`init_db()` at startup (FACEPLATE_DATABASE_URL, or the embedded server in
@@ -55,45 +101,36 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
 
 
-def _not_found(request: Request, exc: Exception) -> JSONResponse:
-    return JSONResponse({"detail": str(exc)}, status_code=404)
-
-
-def _invalid(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, ValidationError)  # noqa: S101 - registered for this class
-    detail = [{"type": "value_error", "loc": [exc.field], "msg": exc.problem}]
-    return JSONResponse({"detail": detail}, status_code=422)
-
-
-def _conflict(request: Request, exc: Exception) -> JSONResponse:
-    return JSONResponse({"detail": str(exc)}, status_code=409)
-
-
-def _busy(request: Request, exc: Exception) -> JSONResponse:
-    log.warning("%s %s: %s: %s", request.method, request.url.path, type(exc).__name__, exc)
-    unavailable = isinstance(exc, DatabaseUnavailable)
-    wait = UNAVAILABLE_RETRY_AFTER if unavailable else BUSY_RETRY_AFTER
-    words = "unavailable" if unavailable else "busy"
-    return JSONResponse(
-        {"detail": f"the database is {words}; try again in {wait} s"},
-        status_code=503,
-        headers={"Retry-After": str(wait)},
+def _where(request: Request, loc: Sequence[str | int]) -> list[str | int]:
+    """FastAPI's `loc`: where the value came from (`path`, `query`, else `body`), then the
+    field's path."""
+    first = loc[0] if loc else ""
+    source = (
+        "path"
+        if first in request.path_params
+        else "query"
+        if isinstance(first, str) and first in request.query_params
+        else "body"
     )
+    return [source, *loc]
+
+
+def _handle(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, FaceplateError)  # noqa: S101 - registered for this class
+    answer = response_for(type(exc))
+    headers = {"Retry-After": str(answer.retry_after)} if answer.retry_after else None
+    if answer.status >= 500:
+        level = logging.WARNING if answer.retry_after else logging.ERROR
+        log.log(level, "%s %s: %s: %s", request.method, request.url.path, type(exc).__name__, exc)
+    detail: Any = answer.detail or str(exc)
+    if isinstance(exc, ValidationError):
+        detail = [{"type": "value_error", "loc": _where(request, exc.loc), "msg": exc.problem}]
+    return JSONResponse({"detail": detail}, status_code=answer.status, headers=headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """Map the package's errors to HTTP responses (see the module's table)."""
-    handlers: dict[type[Exception], Any] = {
-        NotFound: _not_found,
-        ValidationError: _invalid,
-        Conflict: _conflict,
-        DatabaseUnavailable: _busy,
-        LockTimeout: _busy,
-        SerializationFailure: _busy,
-        DeadlockDetected: _busy,
-    }
-    for error, handler in handlers.items():
-        app.add_exception_handler(error, handler)
+    """Answer every `FaceplateError` as `RESPONSES` says."""
+    app.add_exception_handler(FaceplateError, _handle)
 
 
-__all__ = ["install_error_handlers", "lifespan"]
+__all__ = ["RESPONSES", "Response", "install_error_handlers", "lifespan", "response_for"]

@@ -16,23 +16,27 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import logging
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import asyncpg
-from aerich import Command
-from aerich.migrate import Migrate
 from tortoise import Tortoise
 
 from faceplate_models.config import APP, SCHEMA, DatabaseTarget
-from faceplate_models.engine import connect_error
-from faceplate_models.errors import ConfigError, MigrationError
+from faceplate_models.engine import FaceplateClient, connect_error
+from faceplate_models.errors import ConfigError, DatabaseError, MigrationError
 from faceplate_models.models import MODELS
+
+if TYPE_CHECKING:
+    from aerich import Command
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -69,7 +73,7 @@ def migrations_location() -> Path:
 
 def version_files(location: Path | None = None) -> list[str]:
     """The version files in order, as Aerich names them (`0_..._init.py`, ...)."""
-    folder = Path(Migrate.get_migration_dir(str(location or migrations_location()), APP))
+    folder = Path(location or migrations_location()) / APP  # where Aerich keeps an app's files
     if not folder.is_dir():
         raise MigrationError(f"there is no migrations folder at {folder}")
     numbered = [p.name for p in folder.glob("*.py") if p.name.split("_", 1)[0].isdigit()]
@@ -159,7 +163,58 @@ async def read_status(config: dict[str, Any], location: Path | None = None) -> M
     return MigrationStatus(applied=applied, pending=[v for v in files if v not in applied])
 
 
+_VERSIONS_SQL = f"SELECT version FROM {VERSION_TABLE} WHERE app = $1 ORDER BY id"
+
+
+async def verify_schema(client: FaceplateClient, location: Path | None = None) -> None:
+    """Refuse to serve a database whose schema is missing or behind this release's migrations.
+
+    A database migrated by a newer release (then rolled back) is served: every migration
+    keeps the previous release working, and a log line says so. A role that may not read the
+    version table (least-privilege grants made before they included it) skips the check,
+    with a warning naming the grant.
+    """
+    files = version_files(location)
+    try:
+        rows = await client.run(lambda conn: conn.fetch(_VERSIONS_SQL, APP), retry=False)
+    except DatabaseError as exc:
+        if exc.sqlstate == "42501":  # insufficient privilege
+            log.warning(
+                "cannot check the schema version of %s: this role may not read %s (`faceplate-db "
+                "grants` prints the GRANT that allows it)",
+                client.where,
+                VERSION_TABLE,
+            )
+            return
+        if exc.sqlstate != "42P01":  # undefined table: never migrated
+            raise
+        raise MigrationError(
+            f"{client.where} has no {SCHEMA} schema yet (its migrations were never applied): "
+            "run `faceplate-db upgrade` before starting the application, or call "
+            "init_db(migrate=True)"
+        ) from None
+    applied = [row["version"] for row in rows]
+    pending = [version for version in files if version not in applied]
+    if pending:
+        raise MigrationError(
+            f"{client.where} is {len(pending)} migration(s) behind this release of "
+            f"faceplate-models (pending: {', '.join(pending)}): run `faceplate-db upgrade` "
+            "before starting this release, or call init_db(migrate=True)"
+        )
+    if applied and applied[-1] not in files:
+        log.warning(
+            "%s was migrated by a newer release of faceplate-models (its latest migration is "
+            "%s; this release's is %s): this release keeps working with it, as every "
+            "migration keeps the previous release working",
+            client.where,
+            applied[-1],
+            files[-1],
+        )
+
+
 async def _command(config: dict[str, Any], location: Path | None) -> Command:
+    from aerich import Command  # the migration tool, for the processes that migrate only
+
     await Tortoise.init(config=config)
     command = Command(
         tortoise_config=config, app=APP, location=str(location or migrations_location())
@@ -284,7 +339,8 @@ def _role(name: str) -> str:
 
 
 def grants(owner: str, app_role: str) -> list[str]:
-    """The statements that give `app_role` DML on the package's tables and nothing else.
+    """The statements that give `app_role` DML on the package's tables (and a read of the
+    version table) and nothing else.
 
     `owner` is the role that runs migrations: the default privileges make the tables it
     creates later readable and writable by `app_role` too.
@@ -294,6 +350,8 @@ def grants(owner: str, app_role: str) -> list[str]:
     return [
         f'GRANT USAGE ON SCHEMA "{SCHEMA}" TO {app}',
         f"GRANT SELECT, INSERT, UPDATE, DELETE ON {tables} TO {app}",
+        # init_db reads the applied versions, to refuse a schema behind the release.
+        f'GRANT SELECT ON "{SCHEMA}"."aerich" TO {app}',
         f'ALTER DEFAULT PRIVILEGES FOR ROLE {by} IN SCHEMA "{SCHEMA}" '
         f"GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {app}",
     ]
@@ -331,6 +389,9 @@ async def pending_model_changes(config: dict[str, Any], location: Path | None = 
     Aerich diffs against the last file's MODELS_STATE offline, in a throwaway copy of the
     migrations folder: no database is touched and no file of the project is written.
     """
+    from aerich import Command
+    from aerich.migrate import Migrate
+
     source = location or migrations_location()
     version_files(source)  # a missing folder is an error, not "in sync"
     # Aerich keeps its operator lists on the class; start every comparison from empty.

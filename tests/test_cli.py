@@ -14,7 +14,7 @@ from tests.commands import faceplate_db_cli
 async def test_demo_twice_neither_fails_nor_duplicates(
     faceplate_server: DatabaseTarget, tmp_path: Path
 ) -> None:
-    target = await create_database(faceplate_server, prefix="faceplate_demo")
+    target = await create_database(faceplate_server, "demo")
     try:
         key = base64.b64encode(os.urandom(32)).decode()
         env = {
@@ -28,7 +28,7 @@ async def test_demo_twice_neither_fails_nor_duplicates(
         for run in (first, second):
             assert run.returncode == 0, run.stderr
             assert "ada@example.com" in run.stdout
-            assert "calls todo.list_tasks" in run.stdout and "result [" in run.stdout
+            assert "calls todo_list_tasks" in run.stdout and "result [" in run.stdout
             assert "secrets: env.TODO_API_TOKEN" in run.stdout
         assert first.stdout == second.stdout
         conn = await connect(target)
@@ -51,7 +51,7 @@ def test_demo_uses_the_embedded_server_when_no_url_is_set(tmp_path: Path) -> Non
     env = {k: v for k, v in os.environ.items() if k != "FACEPLATE_DATABASE_URL"}
     run = faceplate_db_cli("demo", env=env, cwd=tmp_path, timeout=180)
     assert run.returncode == 0, run.stderr
-    assert "embedded development PostgreSQL 16" in run.stderr
+    assert run.stderr.count("embedded development PostgreSQL 16") == 1, run.stderr
     assert (tmp_path / ".faceplate" / "PG_VERSION").read_text().strip() == "16"
     assert "Two things" in run.stdout
 
@@ -69,7 +69,7 @@ def test_unreachable_database_exits_with_its_own_code(tmp_path: Path, unused_tcp
 async def test_operator_input_is_refused_with_reasons(
     faceplate_server: DatabaseTarget, tmp_path: Path
 ) -> None:
-    target = await create_database(faceplate_server, prefix="faceplate_cli")
+    target = await create_database(faceplate_server, "cli")
     try:
         # A password on the command line is visible to every user of the machine.
         with_password = DatabaseTarget(

@@ -7,16 +7,17 @@ import logging
 import socket
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from tortoise import Tortoise, connections
 
 import faceplate_models as fm
-from faceplate_models.config import DatabaseTarget, Settings
+from faceplate_models.config import DatabaseTarget, Settings, tortoise_config
 from faceplate_models.db import resolve_target
-from faceplate_models.errors import ConfigError, DatabaseUnavailable
-from faceplate_models.testing import connect
+from faceplate_models.errors import ConfigError, DatabaseUnavailable, MigrationError
+from faceplate_models.migrate import downgrade, upgrade, version_files
+from faceplate_models.testing import connect, create_database, drop_database
 
 PASSWORD = "n0t-in-any-Message"
 
@@ -151,3 +152,57 @@ def test_without_url_or_embedded_server_the_error_is_clear(
     monkeypatch.setitem(sys.modules, "pgserver", None)  # as on a production install
     with pytest.raises(ConfigError, match="FACEPLATE_DATABASE_URL is not set"):
         resolve_target(Settings())
+
+
+@pytest.fixture
+async def empty_database(
+    faceplate_server: DatabaseTarget, restore_db: DatabaseTarget
+) -> AsyncIterator[DatabaseTarget]:
+    """A database of its own that no migration has touched yet."""
+    target = await create_database(faceplate_server, "schema")
+    try:
+        yield target
+    finally:
+        await fm.close_db()
+        await drop_database(faceplate_server, target.database)
+
+
+async def test_a_database_never_migrated_is_refused_at_startup(
+    empty_database: DatabaseTarget,
+) -> None:
+    started = time.monotonic()
+    with pytest.raises(MigrationError, match="faceplate-db upgrade") as caught:
+        await fm.init_db(empty_database.url())
+    assert "never applied" in str(caught.value) and "init_db(migrate=True)" in str(caught.value)
+    assert time.monotonic() - started < 2
+    assert not Tortoise.is_inited()  # nothing is left half-open
+
+    await fm.init_db(empty_database.url(), migrate=True)  # what the message says works
+    assert (await fm.get_or_create_user(subject_id="s", email="s@example.com")).email
+
+
+async def test_a_database_behind_is_refused_and_one_ahead_is_served(
+    empty_database: DatabaseTarget, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = tortoise_config(empty_database, Settings(), migrating=True)
+    await upgrade(config)
+    files = version_files()
+    await downgrade(config, 0)
+    with pytest.raises(MigrationError, match=r"behind this release") as caught:
+        await fm.init_db(empty_database.url())
+    assert all(name in str(caught.value) for name in files[1:])
+
+    # A newer release migrated it further, then was rolled back: this release still serves.
+    await upgrade(config)
+    admin = await connect(empty_database)
+    try:
+        await admin.execute(
+            "INSERT INTO faceplate.aerich (version, app, content) VALUES ($1, 'models', '{}')",
+            "99_20991231000000_from_the_future.py",
+        )
+    finally:
+        await admin.close()
+    with caplog.at_level(logging.WARNING, logger="faceplate_models"):
+        await fm.init_db(empty_database.url())
+    [line] = [r.getMessage() for r in caplog.records if "newer release" in r.getMessage()]
+    assert "99_20991231000000_from_the_future.py" in line and files[-1] in line

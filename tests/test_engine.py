@@ -8,14 +8,21 @@ import time
 from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
+import asyncpg
 import pytest
 from tortoise import connections
 from tortoise.transactions import in_transaction
 
 import faceplate_models as fm
 from faceplate_models.config import DatabaseTarget, Settings
-from faceplate_models.engine import RETRY_DELAY, FaceplateClient
-from faceplate_models.errors import ConnectionLost, DatabaseUnavailable, PoolTimeout
+from faceplate_models.engine import RETRY_DELAY, FaceplateClient, driver_error
+from faceplate_models.errors import (
+    Conflict,
+    ConnectionLost,
+    DatabaseError,
+    DatabaseUnavailable,
+    PoolTimeout,
+)
 from faceplate_models.testing import connect
 from tests import faults
 
@@ -337,3 +344,34 @@ async def test_full_pool_times_out_exactly_the_extra_waiters(
     assert pool is not None
     assert pool.get_size() == pool.get_idle_size() <= 5  # every connection came back
     await asyncio.gather(*(in_a_transaction() for _ in range(5)), hold())
+
+
+async def test_a_server_error_is_told_in_the_packages_words(faceplate_db: DatabaseTarget) -> None:
+    """The server's text (constraint names, key values, the statement) stays in __cause__."""
+    conn = await connect(faceplate_db)
+    try:
+        await conn.execute(
+            """CREATE TEMP TABLE t (id int PRIMARY KEY, email text UNIQUE CHECK (email <> ''),
+                                    parent int REFERENCES t (id), n int NOT NULL DEFAULT 0);
+               INSERT INTO t (id, email) VALUES (1, 'ada@example.com')"""
+        )
+        failures = {
+            "23505": "INSERT INTO t (id, email) VALUES (2, 'ada@example.com')",
+            "23503": "INSERT INTO t (id, email, parent) VALUES (3, 'b@example.com', 99)",
+            "23514": "INSERT INTO t (id, email) VALUES (4, '')",
+            "23502": "INSERT INTO t (id, email, n) VALUES (5, 'c@example.com', NULL)",
+            "22012": "SELECT 1 / (n - n) FROM t",
+            "42P01": "SELECT * FROM no_such_table_of_ours",
+        }
+        for state, sql in failures.items():
+            with pytest.raises(asyncpg.PostgresError) as raised:
+                await conn.execute(sql)
+            error = driver_error(raised.value)
+            assert isinstance(error, DatabaseError if state[:2] != "23" else Conflict)
+            assert error.sqlstate == state
+            words = str(error)
+            for theirs in (raised.value.args[0], raised.value.detail or "\x00"):
+                assert theirs not in words, (state, words)
+            assert "ada@example.com" not in words and "t_email_key" not in words
+    finally:
+        await conn.close()

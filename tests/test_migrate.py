@@ -59,7 +59,7 @@ async def downgrade(db: BaseDBAsyncClient) -> str:
 
 @pytest.fixture
 async def empty_database(faceplate_server: DatabaseTarget) -> AsyncIterator[DatabaseTarget]:
-    target = await create_database(faceplate_server, prefix="faceplate_migrate")
+    target = await create_database(faceplate_server, "migrate")
     yield target
     await drop_database(faceplate_server, target.database)
 

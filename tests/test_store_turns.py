@@ -19,7 +19,7 @@ from uuid6 import uuid7
 
 import faceplate_models as fm
 from faceplate_models.config import DatabaseTarget
-from faceplate_models.errors import NotFound, ValidationError
+from faceplate_models.errors import Conflict, NotFound, ValidationError
 from faceplate_models.store import cursors
 
 pytestmark = pytest.mark.usefixtures("faceplate_db")
@@ -166,6 +166,29 @@ async def test_a_turn_id_makes_the_turn_idempotent_even_when_repeats_race() -> N
         user_id=other_user.id, conversation_id=other.id, messages=TURN, turn_id=turn_id
     )
     assert await count("messages") == 8
+
+
+async def test_a_repeated_turn_id_with_other_messages_is_a_conflict_and_get_turn_reads_it() -> None:
+    user, conversation = await chat()
+    at: dict[str, Any] = {"user_id": user.id, "conversation_id": conversation.id}
+    turn_id = uuid.uuid4()
+    with pytest.raises(NotFound, match=str(turn_id)):
+        await fm.get_turn(**at, turn_id=turn_id)
+    stored = await fm.append_turn(**at, messages=TURN, turn_id=turn_id)
+    assert [m.id for m in await fm.get_turn(**at, turn_id=turn_id)] == [m.id for m in stored]
+
+    changed = [*TURN[:-1], {"role": "assistant", "content": "a different answer"}]
+    with pytest.raises(Conflict, match="already stored with other messages"):
+        await fm.append_turn(**at, messages=changed, turn_id=turn_id)
+    # The same messages, in another JSON key order, are the same turn.
+    reordered = [{key: message[key] for key in reversed(list(message))} for message in TURN]
+    repeat = await fm.append_turn(**at, messages=reordered, turn_id=turn_id)
+    assert [m.id for m in repeat] == [m.id for m in stored]
+    assert await count("messages") == 4
+    # Another user cannot read it.
+    stranger, _ = await chat(1)
+    with pytest.raises(NotFound):
+        await fm.get_turn(user_id=stranger.id, conversation_id=conversation.id, turn_id=turn_id)
 
 
 async def test_a_turn_id_holds_across_processes(faceplate_db: DatabaseTarget) -> None:

@@ -67,3 +67,50 @@ def test_the_readme_example_runs_as_a_users_test_suite(
     )
     assert run.returncode == 0, run.stdout + run.stderr
     assert re.search(r"\b3 passed\b", run.stdout), run.stdout
+
+
+def test_the_plugin_stays_out_of_the_way_without_pytest_asyncio(tmp_path: Path) -> None:
+    # A fresh environment with the package and pytest, as an application that installed
+    # faceplate-models without its `testing` extra has.
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    python = venv / "bin" / "python"
+    install = subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", "pytest", str(ROOT)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert install.returncode == 0, install.stderr
+    probe = [str(python), "-c", "import pytest_asyncio"]
+    assert subprocess.run(probe, capture_output=True, check=False).returncode != 0
+
+    suite = tmp_path / "suite"
+    suite.mkdir()
+    (suite / "test_plain.py").write_text("def test_ok():\n    assert 1\n")
+    (suite / "test_wants_db.py").write_text("def test_db(faceplate_db):\n    pass\n")
+    run = subprocess.run(
+        [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        cwd=suite,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    # The plugin loaded (the fixture exists), the plain test passed, and the one that asked
+    # for a database failed in one line saying what to install.
+    assert (
+        "faceplate_models"
+        in subprocess.run(
+            [str(python), "-m", "pytest", "--trace-config", "--co", "-q", "test_plain.py"],
+            cwd=suite,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        ).stdout
+    )
+    assert re.search(r"\b1 passed\b.*\b1 error\b", run.stdout), run.stdout + run.stderr
+    assert "pip install 'faceplate-models[testing]'" in run.stdout
+    assert "Traceback" not in run.stdout

@@ -34,6 +34,7 @@ from faceplate_models.store.messages import (
     append_message,
     append_turn,
     get_history,
+    get_turn,
     list_open_tool_calls,
 )
 from faceplate_models.store.rows import Page
@@ -85,6 +86,7 @@ __all__ = [
     "get_mcp_config",
     "get_or_create_user",
     "get_task",
+    "get_turn",
     "get_user",
     "get_user_by_subject",
     "import_mcp_servers",

@@ -20,7 +20,7 @@ import asyncpg
 from uuid6 import uuid7
 
 from faceplate_models.engine import Connection, current
-from faceplate_models.errors import ValidationError
+from faceplate_models.errors import Conflict, ValidationError
 from faceplate_models.models import TOOL_CALL_ID_MAX, Message, Role, ToolCall
 from faceplate_models.store import cursors
 from faceplate_models.store.rows import Page, builder, fetch, missing, now, page, run
@@ -96,6 +96,8 @@ HISTORY_BEFORE_SQL = f"""SELECT {_COLUMNS} FROM faceplate.messages WHERE {_OWNED
 HISTORY_AFTER_SQL = f"""SELECT {_COLUMNS} FROM faceplate.messages WHERE {_OWNED}
       AND (created_at, id) > ($4, $5)
     ORDER BY created_at, id LIMIT $3"""
+TURN_SQL = f"""SELECT {_COLUMNS} FROM faceplate.messages WHERE {_OWNED} AND turn_id = $3
+    ORDER BY created_at, id"""
 _OWNS_SQL = "SELECT EXISTS (SELECT 1 FROM faceplate.conversations WHERE id = $1 AND user_id = $2)"
 _TOOL_CALL_COLUMNS = "id, conversation_id, call_id, message_id, result_message_id, created_at"
 _tool_calls = builder(ToolCall, _TOOL_CALL_COLUMNS)
@@ -300,10 +302,19 @@ async def _append(
                 if not (exc.constraint_name or "").startswith(_CALL_UNIQUE):
                     raise
                 raise ValidationError(
-                    "tool_calls", f"a call id is already used in this conversation ({exc.detail})"
+                    "tool_calls",
+                    f"a call id of this turn ({', '.join(made)}) is already used in this "
+                    "conversation",
                 ) from None
             if not rows:  # a repeat: what the first call stored
-                return list(await conn.fetch(STORED_SQL, cid, ids, turn))
+                stored = list(await conn.fetch(STORED_SQL, cid, ids, turn))
+                if turn is not None and not _same_turn(drafts, stored):
+                    raise Conflict(
+                        f"turn {turn} is already stored with other messages: a turn_id names "
+                        "one request, so a retry must repeat its messages and a new request "
+                        "needs a new turn_id (get_turn reads what is stored)"
+                    )
+                return stored
             unanswered = set(answer_earlier) - set(rows[0]["answered"] or ())
             if unanswered:
                 raise ValidationError(
@@ -315,6 +326,19 @@ async def _append(
             return list(rows)
 
     return _messages.many(await run(append, user=uid))
+
+
+def _same_turn(drafts: Sequence[_Draft], rows: Sequence[asyncpg.Record]) -> bool:
+    """Whether stored `rows` are the messages `drafts` describe (JSON compared as values)."""
+
+    def decoded(value: str | None) -> Any:
+        return None if value is None else json.loads(value)
+
+    return len(drafts) == len(rows) and all(
+        (d.role.value, d.content, decoded(d.tool_calls), decoded(d.tool_results))
+        == (r["role"], r["content"], decoded(r["tool_calls"]), decoded(r["tool_results"]))
+        for d, r in zip(drafts, rows, strict=True)
+    )
 
 
 async def append_message(
@@ -362,6 +386,21 @@ async def append_turn(
     # Without a turn id, a retry still finds the turn by its first message's id.
     turn = as_uuid("turn_id", turn_id) if turn_id is not None else None
     return await _append(uid, cid, _drafts(messages), turn)
+
+
+async def get_turn(
+    *, user_id: uuid.UUID | str, conversation_id: uuid.UUID | str, turn_id: uuid.UUID | str
+) -> list[Message]:
+    """The messages `append_turn(..., turn_id=turn_id)` stored, in order; `NotFound` when no
+    such turn is stored. A backend retrying a request reads the stored turn here instead of
+    running the model and the tools again."""
+    uid = as_uuid("user_id", user_id)
+    cid = as_uuid("conversation_id", conversation_id)
+    turn = as_uuid("turn_id", turn_id)
+    rows = await fetch(TURN_SQL, cid, uid, turn, user=uid)
+    if not rows:
+        raise missing("turn", turn)
+    return _messages.many(rows)
 
 
 def _history_cursor(uid: uuid.UUID, cid: uuid.UUID) -> Any:
@@ -432,8 +471,10 @@ __all__ = [
     "LOCK_CONVERSATION_SQL",
     "MAX_TURN_MESSAGES",
     "MAX_TURN_SIZE",
+    "TURN_SQL",
     "append_message",
     "append_turn",
     "get_history",
+    "get_turn",
     "list_open_tool_calls",
 ]
