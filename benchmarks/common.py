@@ -36,6 +36,20 @@ def position(
     return None if given is None else cursors.decode("cursor", given, kind, user, scope)
 
 
+def placed(leaf: Any, ids: Sequence[uuid.UUID]) -> list[tuple[uuid.UUID | None, int, uuid.UUID]]:
+    """Where a linear append's messages go on the tree: (parent, depth, segment) of each,
+    after `leaf` (its id, depth and segment), whose segment they continue since a leaf has
+    no reply yet; or, in an empty conversation, from the root. The peers write these
+    columns as the store does (not its open-call bookkeeping, which no benchmark reads)."""
+    parent, depth, segment = leaf if leaf is not None else (None, -1, ids[0])
+    places = []
+    for message_id in ids:
+        depth += 1
+        places.append((parent, depth, segment))
+        parent = message_id
+    return places
+
+
 def turn(call_id: str) -> list[dict[str, Any]]:
     """One chat turn of four messages: the question, a tool call, its result, the answer."""
     return [

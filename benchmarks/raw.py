@@ -10,9 +10,9 @@ from typing import Any
 import asyncpg
 from uuid6 import uuid7
 
-from benchmarks.common import POOL, next_cursor, position
+from benchmarks.common import POOL, next_cursor, placed, position
 from faceplate_models.config import DatabaseTarget
-from faceplate_models.store import conversations, cursors, messages, tasks, users
+from faceplate_models.store import conversations, cursors, history, messages, tasks, users
 
 
 class Raw:
@@ -56,37 +56,57 @@ class Raw:
     async def _append(
         self, user_id: uuid.UUID, conversation_id: uuid.UUID, drafts: list[dict[str, Any]]
     ) -> list[dict[str, Any]]:
-        """The store's turn, by hand: lock, one statement for everything, commit."""
+        """The store's turn, by hand: lock (and read the leaf), one statement for
+        everything, commit. After the active leaf, with no turn id, as the suite appends."""
         assert self.pool is not None
         ids = [uuid7() for _ in drafts]
-        made: dict[str, uuid.UUID] = {}
-        answered: dict[str, uuid.UUID] = {}
-        for message_id, draft in zip(ids, drafts, strict=True):
-            for call in draft.get("tool_calls") or ():
-                made[call["id"]] = message_id
-            for result in draft.get("tool_results") or ():
-                answered[result["tool_call_id"]] = message_id
         now = datetime.now(UTC)
         async with self.pool.acquire() as conn, conn.transaction():
-            previous = await conn.fetchval(messages.LOCK_CONVERSATION_SQL, conversation_id, user_id)
-            if previous is None:
+            lock = (messages.LOCK_CONVERSATION_SQL, conversation_id, user_id, None, False)
+            row = await conn.fetchrow(*lock, ids[0], None)
+            if row is None:
                 raise LookupError(conversation_id)
+            if row["stale"]:
+                row = await conn.fetchrow(messages.PARENT_SQL, *lock[1:], ids[0], None)
+                assert row is not None
+            leaf = (row["id"], row["depth"], row["segment_id"]) if row["id"] else None
+            places = placed(leaf, ids)
+            opens = json.loads(row["open_calls"] or "{}")
+            made: dict[str, uuid.UUID] = {}
+            answered: dict[str, uuid.UUID] = {}
+            open_sets = []
+            for message_id, draft in zip(ids, drafts, strict=True):
+                for result in draft.get("tool_results") or ():
+                    opens.pop(result["tool_call_id"])
+                    answered[result["tool_call_id"]] = message_id
+                for call in draft.get("tool_calls") or ():
+                    opens[call["id"]] = str(message_id)
+                    made[call["id"]] = message_id
+                open_sets.append(json.dumps(opens) if opens else None)
             rows = await conn.fetch(
                 messages.APPEND_SQL,
                 conversation_id,
-                max(now, previous + timedelta(microseconds=len(drafts))),
+                user_id,
+                max(now, row["updated_at"] + timedelta(microseconds=len(drafts))),
                 ids,
+                None,  # no turn id: the caller gave none
+                [parent for parent, _, _ in places],
                 [d["role"] for d in drafts],
                 [d.get("content") for d in drafts],
                 [json.dumps(d["tool_calls"]) if d.get("tool_calls") else None for d in drafts],
                 [json.dumps(d["tool_results"]) if d.get("tool_results") else None for d in drafts],
-                None,  # no turn id: the caller gave none
+                [depth for _, depth, _ in places],
+                [segment for _, _, segment in places],
+                [None for _ in drafts],
+                open_sets,
                 [uuid7() for _ in made],
                 list(made),
                 list(made.values()),
                 [answered.get(call) for call in made],
                 [],
                 [],
+                [],
+                len(opens),
             )
         return [self._message(row) for row in rows]
 
@@ -113,18 +133,42 @@ class Raw:
     ) -> tuple[list[dict[str, Any]], str | None]:
         assert self.pool is not None
         after = position(before, cursors.HISTORY, user_id, conversation_id)
+        anchor = None if after is None else after[1]
         async with self.pool.acquire() as conn:
-            if after is None:
-                rows = await conn.fetch(messages.HISTORY_SQL, conversation_id, user_id, limit + 1)
-            else:
-                rows = await conn.fetch(
-                    messages.HISTORY_BEFORE_SQL, conversation_id, user_id, limit + 1, *after
-                )
-        items = [self._message(row) for row in rows[:limit]]
-        items.reverse()
-        return items, next_cursor(
-            rows, limit, cursors.HISTORY, user_id, conversation_id, "created_at"
+            rows = await conn.fetch(
+                history.PATH_BACK_SQL, conversation_id, user_id, None, anchor, limit + 1
+            )
+        items = sorted((self._message(row) for row in rows), key=lambda m: m["depth"])
+        if len(items) <= limit:
+            return items, None
+        items = items[-limit:]
+        first = items[0]
+        cursor = cursors.encode(
+            cursors.HISTORY, user_id, conversation_id, first["created_at"], first["id"]
         )
+        return items, cursor
+
+    async def switch_branch(
+        self, *, user_id: uuid.UUID, conversation_id: uuid.UUID, message_id: uuid.UUID
+    ) -> uuid.UUID:
+        assert self.pool is not None
+        async with self.pool.acquire() as conn, conn.transaction():
+            if await conn.fetchrow(history.LOCK_SQL, conversation_id, user_id) is None:
+                raise LookupError(conversation_id)
+            tips = await conn.fetch(history.TIPS_SQL, conversation_id, user_id, message_id)
+            tip = max(tips, key=lambda t: (t["created_at"], t["id"]))
+            opens = len(json.loads(tip["open_calls"])) if tip["open_calls"] else 0
+            await conn.execute(history.SET_LEAF_SQL, conversation_id, user_id, tip["id"], opens)
+        leaf: uuid.UUID = tip["id"]
+        return leaf
+
+    async def get_siblings(
+        self, *, user_id: uuid.UUID, conversation_id: uuid.UUID, message_id: uuid.UUID
+    ) -> list[uuid.UUID]:
+        assert self.pool is not None
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(history.SIBLINGS_SQL, conversation_id, user_id, message_id)
+        return [row["id"] for row in rows]
 
     async def list_conversations(
         self, *, user_id: uuid.UUID, limit: int = 50, cursor: str | None = None

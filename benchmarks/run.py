@@ -59,6 +59,10 @@ NAMES = {
 READS = (
     "get_history(100), newest",
     "get_history(100), deep",
+    "get_history(100), branched, newest",
+    "get_history(100), branched, deep",
+    "switch_branch",
+    "get_siblings",
     "list_conversations, first page",
     "list_conversations, later page",
     "list_tasks(completed=False)",
@@ -73,11 +77,31 @@ class Size:
     messages: int
     rounds: int
     concurrent_calls: int
+    forks: int = 200  # branches of the branched conversation's active path
 
 
-QUICK = Size(50, 100, 600, 600, rounds=15, concurrent_calls=2)
+QUICK = Size(50, 100, 600, 600, rounds=15, concurrent_calls=2, forks=20)
 FULL = Size(1_000, 1_000, 10_000, 10_000, rounds=300, concurrent_calls=20)
 SCALE = Size(20_000, 100_000, 1_000_000, 1_000_000, rounds=300, concurrent_calls=20)
+#: The branched conversation: between two forks of its active path this many messages, and
+#: at each fork the old answer's branch of `DEAD` messages (about 10,000 in all at 200).
+STRETCH = 39
+DEAD = 10
+MESSAGE_COLUMNS = [
+    "id",
+    "conversation_id",
+    "parent_id",
+    "user_id",
+    "role",
+    "content",
+    "tool_calls",
+    "tool_results",
+    "depth",
+    "segment_id",
+    "fork_segment_id",
+    "open_calls",
+    "created_at",
+]
 
 
 @dataclass
@@ -88,6 +112,9 @@ class DataSet:
     chat: uuid.UUID
     deep_cursor: str
     conversations_cursor: str
+    branched: uuid.UUID  # a conversation whose active path forks `forks` times
+    branched_deep_cursor: str
+    fork: uuid.UUID  # a regenerated answer in the middle of the branched active path
     scratch: dict[str, uuid.UUID]  # a conversation per implementation and write
 
 
@@ -104,6 +131,41 @@ async def _copy(conn: Any, table: str, columns: list[str], records: list[tuple[A
     )
 
 
+def branched_rows(
+    chat: uuid.UUID, user: uuid.UUID, start: datetime, forks: int
+) -> list[tuple[Any, ...]]:
+    """A conversation whose user regenerated an answer `forks` times: at each fork the old
+    answer's branch (DEAD messages) stays, and the active path goes on in a new segment.
+    Rows in MESSAGE_COLUMNS order, in the order the store would have written them."""
+    rows: list[tuple[Any, ...]] = []
+
+    def add(parent: uuid.UUID | None, depth: int, segment: uuid.UUID | None, fork: Any) -> Any:
+        message_id = uuid.uuid4()
+        role = "user" if depth % 2 == 0 else "assistant"
+        at = start + timedelta(milliseconds=len(rows))
+        content = f"Message {len(rows)}: " + "words " * 30
+        own = segment or message_id
+        rows.append(
+            (message_id, chat, parent, user, role, content, None, None, depth, own, fork, None, at)
+        )
+        return message_id, own
+
+    parent, segment, depth = None, None, -1
+    for number in range(forks + 1):
+        for _ in range(STRETCH):
+            depth += 1
+            parent, segment = add(parent, depth, segment, None)
+        if number == forks:
+            break
+        dead, dead_depth = parent, depth  # the old answer, continuing the segment
+        for _ in range(DEAD):
+            dead_depth += 1
+            dead, _ = add(dead, dead_depth, segment, None)
+        depth += 1  # the regenerated answer heads a segment of its own
+        parent, segment = add(parent, depth, None, segment)
+    return rows
+
+
 async def load(target: DatabaseTarget, size: Size) -> DataSet:
     """Fill the migrated database with COPY: the rows the store would have written."""
     rng = random.Random(42)
@@ -116,7 +178,7 @@ async def load(target: DatabaseTarget, size: Size) -> DataSet:
         ]
         await _copy(conn, "users", ["id", "email", "subject_id", "created_at", "updated_at"], users)
         heavy = users[0][0]
-        conversations = [
+        conversations: list[tuple[Any, ...]] = [
             (
                 uuid.uuid4(),
                 heavy,
@@ -127,41 +189,46 @@ async def load(target: DatabaseTarget, size: Size) -> DataSet:
             for n in range(size.conversations)
         ]
         conversations += [(uuid.uuid4(), u[0], "Hello", start, start) for u in users[1:]]
-        columns = ["id", "user_id", "title", "created_at", "updated_at"]
-        await _copy(conn, "conversations", columns, conversations)
-        chat = conversations[0][0]
+        chat, branched = conversations[0][0], uuid.uuid4()
         messages: list[tuple[Any, ...]] = []
         calls: list[tuple[Any, ...]] = []
+        parent = None
         for n in range(size.messages):
             at = start + timedelta(seconds=n)
             kind, message_id = n % 3, uuid.uuid4()
+            tree = (parent, heavy)  # a linear history: one segment from its first message
+            place = (n, messages[0][0] if messages else message_id, None)
             if kind == 0:
+                text = f"Question {n}: " + "words " * 30
                 messages.append(
-                    (message_id, chat, "user", f"Question {n}: " + "words " * 30, None, None, at)
+                    (message_id, chat, *tree, "user", text, None, None, *place, None, at)
                 )
             elif kind == 1:
                 tool_call = turn(f"call_{n}")[1]["tool_calls"]
+                opens = json.dumps({f"call_{n}": str(message_id)})
                 messages.append(
-                    (message_id, chat, "assistant", None, json.dumps(tool_call), None, at)
-                )
-                calls.append((uuid.uuid4(), chat, f"call_{n}", message_id, None, at))
+                    (message_id, chat, *tree, "assistant", None, json.dumps(tool_call), None,
+                     *place, opens, at)
+                )  # fmt: skip
+                calls.append((uuid.uuid4(), chat, heavy, f"call_{n}", message_id, None, at))
             else:
-                result = turn(f"call_{n - 1}")[2]["tool_results"]
-                messages.append((message_id, chat, "tool", None, None, json.dumps(result), at))
-                calls[-1] = (*calls[-1][:4], message_id, calls[-1][5])
+                result = json.dumps(turn(f"call_{n - 1}")[2]["tool_results"])
+                messages.append(
+                    (message_id, chat, *tree, "tool", None, None, result, *place, None, at)
+                )
+                calls[-1] = (*calls[-1][:5], message_id, calls[-1][6])
+            parent = message_id
+        forks = branched_rows(branched, heavy, start, size.forks)
+        leaves = {chat: messages[-1][0], branched: forks[-1][0]}
+        conversations.append((branched, heavy, "Branched", start, start))
+        conversations = [(*c, leaves.get(c[0])) for c in conversations]
+        columns = ["id", "user_id", "title", "created_at", "updated_at", "active_leaf_id"]
+        await _copy(conn, "conversations", columns, conversations)
+        await _copy(conn, "messages", MESSAGE_COLUMNS, messages + forks)
         columns = [
             "id",
             "conversation_id",
-            "role",
-            "content",
-            "tool_calls",
-            "tool_results",
-            "created_at",
-        ]
-        await _copy(conn, "messages", columns, messages)
-        columns = [
-            "id",
-            "conversation_id",
+            "user_id",
             "call_id",
             "message_id",
             "result_message_id",
@@ -197,6 +264,9 @@ async def load(target: DatabaseTarget, size: Size) -> DataSet:
         await conn.close()
     # Cursors in the middle: the deep history page, and a later page of conversations.
     middle = messages[size.messages // 2]
+    on_path = _active_path(forks)
+    branched_middle = on_path[len(on_path) // 2]
+    heads = [row for row in on_path if row[10] is not None]
     newest_first = sorted(conversations[: size.conversations], key=lambda c: (c[4], c[0]))[::-1]
     later = newest_first[size.conversations // 2]
     return DataSet(
@@ -204,10 +274,26 @@ async def load(target: DatabaseTarget, size: Size) -> DataSet:
         heavy_subject=users[0][2],
         heavy_email=users[0][1],
         chat=chat,
-        deep_cursor=cursors.encode(cursors.HISTORY, heavy, chat, middle[6], middle[0]),
+        deep_cursor=cursors.encode(cursors.HISTORY, heavy, chat, middle[12], middle[0]),
         conversations_cursor=cursors.encode(cursors.CONVERSATIONS, heavy, None, later[4], later[0]),
+        branched=branched,
+        branched_deep_cursor=cursors.encode(
+            cursors.HISTORY, heavy, branched, branched_middle[12], branched_middle[0]
+        ),
+        fork=heads[len(heads) // 2][0],
         scratch=scratch,
     )
+
+
+def _active_path(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """The rows on the path to the last one, from the first."""
+    by_id = {row[0]: row for row in rows}
+    path, row = [], rows[-1]
+    while True:
+        path.append(row)
+        if row[2] is None:
+            return path[::-1]
+        row = by_id[row[2]]
 
 
 def operations(data: DataSet, implementations: dict[str, Any]) -> dict[str, dict[str, Call]]:
@@ -217,6 +303,12 @@ def operations(data: DataSet, implementations: dict[str, Any]) -> dict[str, dict
 
     def each(make: Callable[[Any], Awaitable[Any]]) -> dict[str, Call]:
         return {name: functools.partial(make, impl) for name, impl in implementations.items()}
+
+    def both(make: Callable[[Any], Awaitable[Any]]) -> dict[str, Call]:
+        """Only the store and raw asyncpg: the ORM peers have no tree."""
+        return {name: functools.partial(make, implementations[name]) for name in ("store", "raw")}
+
+    b = data.branched
 
     def turns(name: str, impl: Any) -> Awaitable[Any]:
         written: Awaitable[Any] = impl.append_turn(
@@ -248,6 +340,22 @@ def operations(data: DataSet, implementations: dict[str, Any]) -> dict[str, dict
                 user_id=h, conversation_id=c, limit=100, before=data.deep_cursor
             )
         ),
+        "get_history(100), branched, newest": both(
+            lambda i: i.get_history(user_id=h, conversation_id=b, limit=100)
+        ),
+        "get_history(100), branched, deep": both(
+            lambda i: i.get_history(
+                user_id=h, conversation_id=b, limit=100, before=data.branched_deep_cursor
+            )
+        ),
+        # The newest leaf under a regenerated answer halfway up: the active leaf again, found
+        # among the hundred segments below it.
+        "switch_branch": both(
+            lambda i: i.switch_branch(user_id=h, conversation_id=b, message_id=data.fork)
+        ),
+        "get_siblings": both(
+            lambda i: i.get_siblings(user_id=h, conversation_id=b, message_id=data.fork)
+        ),
         "list_conversations, first page": each(lambda i: i.list_conversations(user_id=h)),
         "list_conversations, later page": each(
             lambda i: i.list_conversations(user_id=h, cursor=data.conversations_cursor)
@@ -260,6 +368,8 @@ def operations(data: DataSet, implementations: dict[str, Any]) -> dict[str, dict
 
 
 def _id(item: Any) -> str:
+    if isinstance(item, uuid.UUID):
+        return str(item)
     return str(item["id"] if isinstance(item, dict) else item.id)
 
 
@@ -484,7 +594,7 @@ def report(
     print("| operation | " + " | ".join(NAMES.values()) + " | store / raw | store p95 |")
     print("| --- |" + " ---: |" * (len(NAMES) + 2))
     for operation, by_name in medians.items():
-        cells = [ms(by_name[name]) for name in NAMES]
+        cells = [ms(by_name[name]) if name in by_name else "-" for name in NAMES]
         ratio = by_name["store"] / by_name["raw"]
         print(f"| {operation} | {' | '.join(cells)} | {ratio:.2f}x | {ms(p95[operation])} |")
     print()
@@ -520,13 +630,22 @@ def verdicts(
     for operation, by_name in medians.items():
         ratio = by_name["store"] / by_name["raw"]
         limit = 1.25 if operation in READS else 1.15 if "turn" not in operation else None
-        fastest = all(by_name["store"] < by_name[peer] for peer in PEERS)
         if limit is not None:
             verdict = "met" if ratio <= limit else "MISSED"
             lines.append(f"- {operation}: store {ratio:.2f}x raw (target <= {limit}x: {verdict})")
+        if all(peer in by_name for peer in PEERS):
+            fastest = all(by_name["store"] < by_name[peer] for peer in PEERS)
+            lines.append(
+                f"- {operation}: the store is {'the fastest' if fastest else 'NOT the fastest'} "
+                "of the four ORM approaches"
+            )
+    for page in ("newest", "deep"):
+        tree = medians[f"get_history(100), branched, {page}"]["store"]
+        line = medians[f"get_history(100), {page}"]["store"]
+        verdict = "met" if tree / line <= 1.25 else "MISSED"
         lines.append(
-            f"- {operation}: the store is {'the fastest' if fastest else 'NOT the fastest'} "
-            "of the four ORM approaches"
+            f"- get_history(100), {page}: along {FULL.forks} branches {tree / line:.2f}x the "
+            f"linear history (target <= 1.25x: {verdict})"
         )
     turn_ratio = medians["append_turn, 4 messages"]["store"] / medians["append_message"]["store"]
     verdict = "met" if turn_ratio <= 1.5 else "MISSED"

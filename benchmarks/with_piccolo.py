@@ -6,12 +6,12 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from piccolo.columns import JSONB, UUID, Boolean, Text, Timestamptz, Varchar
+from piccolo.columns import JSONB, UUID, Boolean, Integer, Text, Timestamptz, Varchar
 from piccolo.engine.postgres import PostgresEngine
 from piccolo.table import Table
 from uuid6 import uuid7
 
-from benchmarks.common import POOL, next_cursor, position
+from benchmarks.common import POOL, next_cursor, placed, position
 from faceplate_models.config import SCHEMA, DatabaseTarget
 from faceplate_models.store import cursors
 
@@ -46,12 +46,17 @@ class Piccolo:
             id = UUID(primary_key=True)
             user_id = UUID()
             title = Varchar(length=200, null=True)
+            active_leaf_id = UUID(null=True)
             created_at = Timestamptz()
             updated_at = Timestamptz()
 
         class Message(Table, tablename="messages", schema=SCHEMA, db=engine):
             id = UUID(primary_key=True)
             conversation_id = UUID()
+            parent_id = UUID(null=True)
+            user_id = UUID(null=True)
+            depth = Integer(null=True)
+            segment_id = UUID(null=True)
             role = Varchar(length=16)
             content = Text(null=True)
             tool_calls = JSONB(null=True)
@@ -62,6 +67,7 @@ class Piccolo:
         class ToolCall(Table, tablename="tool_calls", schema=SCHEMA, db=engine):
             id = UUID(primary_key=True)
             conversation_id = UUID()
+            user_id = UUID(null=True)
             call_id = Varchar(length=256)
             message_id = UUID()
             result_message_id = UUID(null=True)
@@ -91,7 +97,7 @@ class Piccolo:
         Conversation, Message, ToolCall = self.Conversation, self.Message, self.ToolCall
         async with self.engine.transaction():
             conversation = (
-                await Conversation.select(Conversation.updated_at)
+                await Conversation.select(Conversation.updated_at, Conversation.active_leaf_id)
                 .where((Conversation.id == conversation_id) & (Conversation.user_id == user_id))
                 .lock_rows("NO KEY UPDATE")
                 .first()
@@ -103,10 +109,21 @@ class Piccolo:
                 conversation["updated_at"] + timedelta(microseconds=len(messages)),
             )
             turn = None  # no turn id: the caller gave none
+            leaf = (
+                await Message.select(Message.id, Message.depth, Message.segment_id)
+                .where(Message.id == conversation["active_leaf_id"])
+                .first()
+            )
+            ids = [uuid7() for _ in messages]
+            places = placed(leaf and (leaf["id"], leaf["depth"], leaf["segment_id"]), ids)
             rows = [
                 Message(
-                    id=uuid7(),
+                    id=ids[i],
                     conversation_id=conversation_id,
+                    parent_id=places[i][0],
+                    user_id=user_id,
+                    depth=places[i][1],
+                    segment_id=places[i][2],
                     role=m["role"],
                     content=m.get("content"),
                     tool_calls=m.get("tool_calls"),
@@ -126,6 +143,7 @@ class Piccolo:
                 ToolCall(
                     id=uuid7(),
                     conversation_id=conversation_id,
+                    user_id=user_id,
                     call_id=call["id"],
                     message_id=message["id"],
                     result_message_id=answers.pop(call["id"], None),
@@ -142,9 +160,9 @@ class Piccolo:
                     & (ToolCall.call_id == call_id)
                     & ToolCall.result_message_id.is_null()
                 )
-            await Conversation.update({Conversation.updated_at: last}).where(
-                Conversation.id == conversation_id
-            )
+            await Conversation.update(
+                {Conversation.updated_at: last, Conversation.active_leaf_id: ids[-1]}
+            ).where(Conversation.id == conversation_id)
         return list(stored)
 
     async def append_message(

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from uuid6 import uuid7
 
-from benchmarks.common import POOL, next_cursor, position
+from benchmarks.common import POOL, next_cursor, placed, position
 from faceplate_models.config import SCHEMA, DatabaseTarget
 from faceplate_models.store import cursors
 
@@ -47,6 +47,7 @@ class SAConversation(Base):
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid7)
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(SAUser.id, ondelete="CASCADE"))
     title: Mapped[str | None] = mapped_column(String(200))
+    active_leaf_id: Mapped[uuid.UUID | None] = mapped_column(nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
@@ -57,6 +58,10 @@ class SAMessage(Base):
     conversation_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey(SAConversation.id, ondelete="CASCADE")
     )
+    parent_id: Mapped[uuid.UUID | None] = mapped_column(nullable=True)
+    user_id: Mapped[uuid.UUID | None] = mapped_column(nullable=True)
+    depth: Mapped[int | None] = mapped_column(nullable=True)
+    segment_id: Mapped[uuid.UUID | None] = mapped_column(nullable=True)
     role: Mapped[str] = mapped_column(String(16))
     content: Mapped[str | None] = mapped_column(Text)
     tool_calls: Mapped[Any] = mapped_column(JSONB, nullable=True)
@@ -71,6 +76,7 @@ class SAToolCall(Base):
     conversation_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey(SAConversation.id, ondelete="CASCADE")
     )
+    user_id: Mapped[uuid.UUID | None] = mapped_column(nullable=True)
     call_id: Mapped[str] = mapped_column(String(256))
     message_id: Mapped[uuid.UUID]
     result_message_id: Mapped[uuid.UUID | None] = mapped_column(nullable=True)
@@ -130,9 +136,19 @@ class SqlAlchemy:
                 datetime.now(UTC), conversation.updated_at + timedelta(microseconds=len(messages))
             )
             turn = None  # no turn id: the caller gave none
+            leaf = await session.scalar(
+                select(SAMessage).where(SAMessage.id == conversation.active_leaf_id)
+            )
+            ids = [uuid7() for _ in messages]
+            places = placed(leaf and (leaf.id, leaf.depth, leaf.segment_id), ids)
             stored = [
                 SAMessage(
+                    id=ids[i],
                     conversation_id=conversation_id,
+                    parent_id=places[i][0],
+                    user_id=user_id,
+                    depth=places[i][1],
+                    segment_id=places[i][2],
                     role=m["role"],
                     content=m.get("content"),
                     tool_calls=m.get("tool_calls"),
@@ -154,6 +170,7 @@ class SqlAlchemy:
                     session.add(
                         SAToolCall(
                             conversation_id=conversation_id,
+                            user_id=user_id,
                             call_id=call["id"],
                             message_id=message.id,
                             result_message_id=answers.pop(call["id"], None),
@@ -171,6 +188,7 @@ class SqlAlchemy:
                     .values(result_message_id=answer)
                 )
             conversation.updated_at = last
+            conversation.active_leaf_id = stored[-1].id
         return stored
 
     async def append_message(

@@ -11,7 +11,7 @@ from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 from uuid6 import uuid7
 
-from benchmarks.common import next_cursor, position
+from benchmarks.common import next_cursor, placed, position
 from faceplate_models.models import Conversation, Message, Task, ToolCall, User
 from faceplate_models.store import cursors
 
@@ -43,10 +43,21 @@ class PlainTortoise:
                 datetime.now(UTC), conversation.updated_at + timedelta(microseconds=len(messages))
             )
             turn = None  # no turn id: the caller gave none
+            leaf = (
+                await Message.filter(id=conversation.active_leaf_id).using_db(tx).first()
+                if conversation.active_leaf_id
+                else None
+            )
+            ids = [uuid7() for _ in messages]
+            places = placed(leaf and (leaf.id, leaf.depth, leaf.segment_id), ids)
             stored = [
                 Message(
-                    id=uuid7(),
+                    id=ids[i],
                     conversation_id=conversation_id,
+                    parent_id=places[i][0],
+                    user_id=user_id,
+                    depth=places[i][1],
+                    segment_id=places[i][2],
                     role=m["role"],
                     content=m.get("content"),
                     tool_calls=m.get("tool_calls"),
@@ -69,6 +80,7 @@ class PlainTortoise:
                 for call in message.tool_calls or ():
                     await ToolCall.create(
                         conversation_id=conversation_id,
+                        user_id=user_id,
                         call_id=call["id"],
                         message_id=message.id,
                         result_message_id=answers.pop(call["id"], None),
@@ -83,7 +95,8 @@ class PlainTortoise:
                     .update(result_message_id=answer)
                 )
             conversation.updated_at = last
-            await conversation.save(update_fields=["updated_at"], using_db=tx)
+            conversation.active_leaf_id = stored[-1].id
+            await conversation.save(update_fields=["updated_at", "active_leaf_id"], using_db=tx)
         return stored
 
     async def append_message(

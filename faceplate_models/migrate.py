@@ -1,12 +1,22 @@
-"""Deploy-safe migrations: Aerich's version files, applied under a lock, one transaction each.
+"""Deploy-safe migrations: Aerich's version files, applied under a lock, on a live database.
 
 Aerich alone has no lock (two replicas apply the same migration twice) and, when it
 cannot see its version table, re-applies history from the first file. Here a run first
-takes an advisory lock inside a transaction of its own connection, held until the run
-ends: a transaction-scoped lock ends with its transaction whatever sits between client and
-server (a session lock taken through a transaction pooler can outlive every client), and
-the wait for it is bounded. Concurrent runs queue on it; the later ones find nothing to
-do. A schema whose version table is missing is refused rather than rebuilt.
+takes a session advisory lock on a direct connection of its own, held, with no transaction
+open, until the run ends (or the connection drops): a concurrent index build waits for every
+open snapshot, so a lock held inside a transaction would stall such a step forever. The wait
+for the lock is bounded. Concurrent runs queue on it; the later ones find nothing to do. A
+schema whose version table is missing is refused rather than rebuilt.
+
+Every migration after the first is written for a database that is serving traffic: expand,
+then contract (the previous release keeps working between the two). A version file with
+`RUN_IN_TRANSACTION = True` holds its locks for a moment only (`briefly` bounds its wait for
+them, and `upgrade` tries it again when the wait ran out); one with `RUN_IN_TRANSACTION =
+False` does what no single transaction can, each statement committing by itself: indexes
+built concurrently (`build_index`, which replaces an invalid one a crash left), constraints
+added then validated (`run_briefly`), backfills in bounded batches that resume where they
+stopped (`backfill`). Plain `aerich upgrade` runs the same files the same way, without the
+lock and without the retries.
 
 Aerich runs in a task of its own with an empty context: its `Tortoise.init` would
 otherwise re-initialise, and close, the application's connections.
@@ -17,6 +27,8 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import random
+import re
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Coroutine
@@ -35,6 +47,7 @@ from faceplate_models.models import MODELS
 
 if TYPE_CHECKING:
     from aerich import Command
+    from tortoise import BaseDBAsyncClient
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +55,13 @@ T = TypeVar("T")
 
 # Any constant works as long as every deploy of this package uses the same one.
 ADVISORY_LOCK_KEY = 0x66616365_706C6174  # "faceplat"
+#: Seconds a migration's DDL may wait for a table lock: the store's calls on that table queue
+#: behind the waiting DDL, so the wait is short, and tried again after a pause.
+DDL_LOCK_TIMEOUT = 0.5
+DDL_ATTEMPTS = 30
+#: Rows one backfill batch writes: one short transaction, a few tens of milliseconds.
+BACKFILL_BATCH = 1000
+_LOCK_POLL = 0.1
 VERSION_TABLE = f"{SCHEMA}.aerich"
 #: Seconds a migration waits for another deploy's migration before giving up.
 DEFAULT_LOCK_TIMEOUT = 60.0
@@ -227,7 +247,7 @@ async def _holder(conn: asyncpg.Connection) -> str:
     """Who holds the migration lock, for the error of a run that waited in vain."""
     row = await conn.fetchrow(
         """SELECT a.pid, a.application_name, a.usename, a.client_addr, a.state,
-                  date_trunc('second', now() - a.xact_start) AS held_for
+                  date_trunc('second', now() - a.backend_start) AS held_for
            FROM pg_locks l JOIN pg_stat_activity a USING (pid)
            WHERE l.locktype = 'advisory' AND l.granted
              AND l.classid = $1 AND l.objid = $2 AND l.objsubid = 1""",
@@ -239,32 +259,29 @@ async def _holder(conn: asyncpg.Connection) -> str:
     return (
         f"backend pid {row['pid']} ({row['application_name'] or 'no application name'}, user "
         f"{row['usename']}, from {row['client_addr'] or 'a local socket'}, {row['state']}, "
-        f"in its transaction for {row['held_for']})"
+        f"for {row['held_for']})"
     )
 
 
 @asynccontextmanager
 async def _locked(config: dict[str, Any], lock_timeout: float) -> AsyncIterator[list[str]]:
-    """Hold the migration lock for the block; yields the applied versions, read under it."""
+    """Hold the migration lock for the block; yields the applied versions, read under it.
+
+    Each statement here commits by itself, so the connection holds the lock and no snapshot.
+    """
     conn = await _connect(config)
     try:
-        transaction = conn.transaction()
-        await transaction.start()
-        try:
-            await conn.execute(f"SET LOCAL lock_timeout = {round(lock_timeout * 1000)}")
-            await conn.execute("SELECT pg_advisory_xact_lock($1)", ADVISORY_LOCK_KEY)
-        except asyncpg.LockNotAvailableError:
-            await transaction.rollback()
-            raise MigrationError(
-                f"waited {lock_timeout:g} s for the migration lock (--lock-timeout) and it is "
-                f"still held, by {await _holder(conn)}; nothing was changed"
-            ) from None
-        try:
-            yield await _guard(conn)
-        finally:
-            await transaction.rollback()  # it changed nothing; ending it lets the lock go
+        deadline = asyncio.get_running_loop().time() + lock_timeout
+        while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", ADVISORY_LOCK_KEY):
+            if asyncio.get_running_loop().time() >= deadline:
+                raise MigrationError(
+                    f"waited {lock_timeout:g} s for the migration lock (--lock-timeout) and it "
+                    f"is still held, by {await _holder(conn)}; nothing was changed"
+                )
+            await asyncio.sleep(_LOCK_POLL)
+        yield await _guard(conn)
     finally:
-        await conn.close()
+        await conn.close()  # the session's lock goes with it
 
 
 async def upgrade(
@@ -279,7 +296,7 @@ async def upgrade(
     nothing left to do. `config` must be a migration config (`migrating=True`).
     """
     files = version_files(location)
-    async with _locked(config, lock_timeout):
+    async with _locked(config, lock_timeout) as before:
 
         async def work() -> list[str]:
             command = await _command(config, location)
@@ -288,15 +305,118 @@ async def upgrade(
             finally:
                 await Tortoise.close_connections()
 
+        done: list[str] = []  # applied by this run's earlier attempts
+        for attempt in range(1, DDL_ATTEMPTS + 1):
+            try:
+                return done + await _isolated(work())
+            except Exception as exc:
+                applied = await _guarded(config)
+                done = [v for v in files if v in applied and v not in before]
+                failed = next((v for v in files if v not in applied), "?")
+                if _lock_timed_out(exc) and attempt < DDL_ATTEMPTS:
+                    # It gave up its lock wait rather than stall the store's calls behind it.
+                    log.warning(
+                        "migration %s waited %g s for a table lock another session holds; "
+                        "trying again (%d of %d)",
+                        failed,
+                        DDL_LOCK_TIMEOUT,
+                        attempt,
+                        DDL_ATTEMPTS,
+                    )
+                    await asyncio.sleep(DDL_LOCK_TIMEOUT * (1 + random.random()))  # noqa: S311
+                    continue
+                if failed != "?" and not _transactional(location, failed):
+                    raise MigrationError(
+                        f"migration {failed} failed partway ({type(exc).__name__}: {exc}); its "
+                        "steps commit one by one and resume where they stopped: run the "
+                        "upgrade again to finish it"
+                    ) from exc
+                raise MigrationError(
+                    f"migration {failed} failed and was rolled back; the schema and the version "
+                    f"table are as they were before it ({type(exc).__name__}: {exc})"
+                ) from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _lock_timed_out(exc: BaseException | None) -> bool:
+    """Whether `exc` (or what caused it) is a lock wait the server ended (SQLSTATE 55P03)."""
+    while exc is not None:
+        if getattr(exc, "sqlstate", None) == "55P03":
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def _transactional(location: Path | None, version: str) -> bool:
+    """Whether the version file runs in one transaction (Aerich's default)."""
+    folder = Path(location or migrations_location()) / APP
+    text = (folder / version).read_text()
+    return re.search(r"^RUN_IN_TRANSACTION\s*=\s*False", text, re.M) is None
+
+
+# --- what version files use -------------------------------------------------------------
+
+
+def briefly(sql: str) -> str:
+    """`sql`, for a transactional version file, with its lock waits bounded by
+    DDL_LOCK_TIMEOUT: a wait that runs out fails the file, which `upgrade` tries again."""
+    return f"SET LOCAL lock_timeout = {round(DDL_LOCK_TIMEOUT * 1000)};\n{sql}"
+
+
+async def run_briefly(db: BaseDBAsyncClient, sql: str) -> None:
+    """Run `sql` in a transaction of its own whose lock waits are bounded by DDL_LOCK_TIMEOUT,
+    tried again (up to DDL_ATTEMPTS times) while another session holds the lock."""
+    from tortoise.transactions import in_transaction
+
+    for attempt in range(1, DDL_ATTEMPTS + 1):
         try:
-            return await _isolated(work())
+            async with in_transaction(db.connection_name) as transaction:
+                await transaction.execute_script(briefly(sql))
+            return
         except Exception as exc:
-            applied = await _guarded(config)
-            failed = next((v for v in files if v not in applied), "?")
-            raise MigrationError(
-                f"migration {failed} failed and was rolled back; the schema and the version "
-                f"table are as they were before it ({type(exc).__name__}: {exc})"
-            ) from exc
+            if not _lock_timed_out(exc) or attempt == DDL_ATTEMPTS:
+                raise
+            await asyncio.sleep(DDL_LOCK_TIMEOUT * (1 + random.random()))  # noqa: S311
+
+
+async def build_index(db: BaseDBAsyncClient, name: str, create: str) -> None:
+    """Build index `name` with `create` (a `CREATE [UNIQUE] INDEX CONCURRENTLY IF NOT EXISTS`
+    statement): writers go on meanwhile. An invalid index of that name, left by a build a
+    crash interrupted, is dropped and built again; a valid one is kept."""
+    rows = await db.execute_query_dict(
+        """SELECT i.indisvalid AS valid FROM pg_index i
+           JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+           WHERE n.nspname = $1 AND c.relname = $2""",
+        [SCHEMA, name],
+    )
+    if rows and rows[0]["valid"]:
+        return
+    if rows:
+        log.warning("index %s was left invalid by an interrupted build; building it again", name)
+        await db.execute_script(f'DROP INDEX CONCURRENTLY IF EXISTS "{SCHEMA}"."{name}"')
+    await db.execute_script(create)
+
+
+async def backfill(db: BaseDBAsyncClient, function: str, *, batch: int = BACKFILL_BATCH) -> int:
+    """Call the SQL function `function(position, batch)` until it returns NULL.
+
+    Each call is one short transaction of its own that writes at most about `batch` rows and
+    returns where the next call starts. What is left to do is read from the data, so a run
+    that stopped (a crash, a deploy killed midway) resumes by starting again. Returns the
+    number of calls.
+    """
+    position: Any = None
+    calls = 0
+    while True:
+        rows = await db.execute_query_dict(
+            f"SELECT {function}($1, $2) AS position", [position, batch]
+        )
+        calls += 1
+        position = rows[0]["position"]
+        if calls % 100 == 0:
+            log.info("%s: %d batches of %d rows done", function, calls, batch)
+        if position is None:
+            return calls
 
 
 async def downgrade(

@@ -75,13 +75,21 @@ class User(Model):
 
 
 class Conversation(Model):
-    """One chat thread of a user."""
+    """One chat thread of a user: a tree of messages, seen along the path to its active leaf."""
 
     id = fields.UUIDField(primary_key=True, default=uuid7)
     user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
         "models.User", related_name="conversations", on_delete=fields.CASCADE
     )
     title = fields.CharField(max_length=TITLE_MAX, null=True)
+    # Not a foreign key: a message's deletion through the ORM must not touch its
+    # conversation, and the store reads a missing leaf as "the newest message".
+    active_leaf_id = fields.UUIDField(
+        null=True, description="the last message of the path shown; none: the newest message"
+    )
+    open_calls = fields.IntField(
+        default=0, description="tool calls still waiting for a result on the active path"
+    )
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
 
@@ -97,6 +105,10 @@ class Conversation(Model):
         # it leads with user_id, so it also serves the foreign key.
         indexes = (
             Index(fields=("user_id", "updated_at", "id"), name="idx_conversations_user_activity"),
+            # A backend repairing after a crash finds the conversations with open calls.
+            WhereIndex(
+                fields=("user_id", "id"), name="idx_conversations_open", where='"open_calls" > 0'
+            ),
         )
 
     def __str__(self) -> str:
@@ -104,33 +116,80 @@ class Conversation(Model):
 
 
 class Message(Model):
-    """One turn of a chat: a user's text, an assistant's reply or tool calls, a tool's result."""
+    """One node of a conversation's tree: a user's text, an assistant's reply or tool calls, a
+    tool's result. Immutable: editing or regenerating adds a sibling.
+
+    A path is stored as linear segments: a message continues its parent's segment (the same
+    `segment_id`, the next `depth`) unless the parent already has a continuation, in which
+    case it heads a segment of its own (`segment_id` is its id, and `fork_segment_id` its
+    parent's segment). So a path is read as a few index range scans on (segment_id, depth),
+    however many branches the tree has.
+    """
 
     id = fields.UUIDField(primary_key=True, default=uuid7)
     conversation: fields.ForeignKeyRelation[Conversation] = fields.ForeignKeyField(
         "models.Conversation", related_name="messages", on_delete=fields.CASCADE
     )
+    # No action, not cascade: the database refuses to delete a message that has replies (a
+    # hole in the tree); `delete_branch` deletes a whole subtree in one statement.
+    parent: fields.ForeignKeyNullableRelation[Message] = fields.ForeignKeyField(
+        "models.Message", related_name="replies", null=True, on_delete=fields.NO_ACTION
+    )
+    user_id = fields.UUIDField(null=True, description="the conversation's owner")
     role = fields.CharEnumField(Role, max_length=16, description="system, user, assistant or tool")
     content = fields.TextField(null=True)
     tool_calls: Any = fields.JSONField(null=True)
     tool_results: Any = fields.JSONField(null=True)
+    depth = fields.IntField(null=True, description="messages above it on its path")
+    segment_id = fields.UUIDField(null=True, description="the first message of its segment")
+    fork_segment_id = fields.UUIDField(
+        null=True, description="a segment's first message: the segment it branches from"
+    )
+    open_calls: Any = fields.JSONField(
+        null=True, description="tool calls waiting for a result on its path: call id -> message"
+    )
     created_at = fields.DatetimeField(auto_now_add=True)
     turn_id = fields.UUIDField(null=True, description="the append_turn call that stored it")
 
+    replies: fields.ReverseRelation[Message]
+    calls_made: fields.ReverseRelation[ToolCall]
+    calls_answered: fields.ReverseRelation[ToolCall]
+    #: Filled in by `get_history`: how many messages share its parent (itself included), and
+    #: its place among them in creation order, from 1 ("2 of 3").
+    sibling_count: int = 1
+    sibling_index: int = 1
     if TYPE_CHECKING:
         conversation_id: Any
+        parent_id: Any
 
     class Meta:
         schema = SCHEMA
         table = "messages"
         indexes = (
-            # A conversation's history in order, read from a cursor; serves the FK too.
+            # A conversation's messages in order (the tree view, the newest message); serves
+            # the foreign key too.
             Index(fields=("conversation_id", "created_at", "id"), name="idx_messages_history"),
             # A repeated append_turn finds its first call's messages; only turns are indexed.
             WhereIndex(
                 fields=("conversation_id", "turn_id"),
                 name="idx_messages_turn",
                 where='"turn_id" IS NOT NULL',
+            ),
+            # A path, a range of depths per segment; unique, so a segment stays one chain.
+            UniqueIndex(fields=("segment_id", "depth"), name="uidx_messages_segment_depth"),
+            # A message's replies (its children), in creation order; serves the foreign key.
+            Index(fields=("parent_id", "id"), name="idx_messages_parent"),
+            # The first messages of a conversation (its roots), for their siblings.
+            WhereIndex(
+                fields=("conversation_id", "id"),
+                name="idx_messages_roots",
+                where='"parent_id" IS NULL',
+            ),
+            # Segments branching from a segment, by depth: the tree below a message.
+            WhereIndex(
+                fields=("fork_segment_id", "depth", "id"),
+                name="idx_messages_forks",
+                where='"fork_segment_id" IS NOT NULL',
             ),
         )
 
@@ -139,29 +198,51 @@ class Message(Model):
 
 
 class ToolCall(Model):
-    """A tool call of an assistant message, and the tool message that answered it, if any."""
+    """A tool call of an assistant message, and the tool message that first answered it."""
 
     id = fields.UUIDField(primary_key=True, default=uuid7)
     conversation: fields.ForeignKeyRelation[Conversation] = fields.ForeignKeyField(
         "models.Conversation", related_name="tool_calls", on_delete=fields.CASCADE
     )
+    user_id = fields.UUIDField(null=True, description="the conversation's owner")
     call_id = fields.CharField(max_length=TOOL_CALL_ID_MAX, description="the model's call id")
-    # Plain columns, not foreign keys: messages are append-only and go with their
-    # conversation, and a key on them would cost an index scan per message deleted.
-    message_id = fields.UUIDField(description="the assistant message that made the call")
-    result_message_id = fields.UUIDField(null=True, description="the tool message answering it")
+    message: fields.ForeignKeyRelation[Message] = fields.ForeignKeyField(
+        "models.Message",
+        related_name="calls_made",
+        on_delete=fields.CASCADE,
+        description="the assistant message that made the call",
+    )
+    result_message: fields.ForeignKeyNullableRelation[Message] = fields.ForeignKeyField(
+        "models.Message",
+        related_name="calls_answered",
+        null=True,
+        on_delete=fields.SET_NULL,
+        description="the tool message answering it",
+    )
     created_at = fields.DatetimeField(auto_now_add=True)
 
     if TYPE_CHECKING:
         conversation_id: Any
+        message_id: Any
+        result_message_id: Any
 
     class Meta:
         schema = SCHEMA
         table = "tool_calls"
-        # Call ids are unique per conversation; the index serves the FK and result lookups.
-        unique_together = (("conversation", "call_id"),)
-        # Calls still waiting for their result, for a backend repairing after a crash.
         indexes = (
+            # A conversation's calls by id (the same id may be on several branches); serves
+            # the foreign key.
+            Index(fields=("conversation_id", "call_id"), name="idx_tool_calls_conversation"),
+            # A message's calls; a call id once per message. Serves the foreign key.
+            UniqueIndex(fields=("message_id", "call_id"), name="uidx_tool_calls_message_call"),
+            # The calls a message answered, for the foreign key's SET NULL.
+            WhereIndex(
+                fields=("result_message_id",),
+                name="idx_tool_calls_result",
+                where='"result_message_id" IS NOT NULL',
+            ),
+            # Calls no result has answered yet. Read by the previous release; the next
+            # release's migration drops it.
             WhereIndex(
                 fields=("conversation_id",),
                 name="idx_tool_calls_open",

@@ -62,10 +62,21 @@ async def every_store_call(n: int) -> set[str]:
         {"role": "tool", "tool_results": [{"tool_call_id": "call_1", "content": "nothing"}]},
         {"role": "assistant", "content": "Nothing is open."},
     ]
-    await call("append_turn", **at, messages=turn, turn_id=uuid.uuid4())
+    await call("check_turn", **at, messages=turn)
+    turn_id = uuid.uuid4()
+    await call("append_turn", **at, messages=turn, turn_id=turn_id)
+    assert len(await call("get_turn", **at, turn_id=turn_id)) == 2
     history = await call("get_history", **at, limit=2)
     assert [m.content for m in history.items] == [None, "Nothing is open."]
     assert len((await call("get_history", **at, before=history.next_cursor)).items) == 2
+    question = (await fm.get_history(**at, limit=4)).items[0]
+    edited = await call("edit_message", **at, message_id=question.id, content="What is due?")
+    assert await call("get_siblings", **at, message_id=edited.id) == [question.id, edited.id]
+    asked, resend = await call("regenerate", **at, message_id=history.items[-1].id)
+    assert asked.id == question.id and [m.id for m in resend.items] == [question.id]
+    assert await call("switch_branch", **at, message_id=question.id) == history.items[-1].id
+    assert len((await call("get_tree", **at)).items) == 5
+    assert await call("delete_branch", **at, message_id=edited.id) == 1
     await call("save_mcp_config", **me, name="todo", config={"command": "todo-mcp"})
     assert (await call("get_mcp_config", **me, name="todo")).config == {"command": "todo-mcp"}
     claude = {"mcpServers": {"files": {"command": "npx", "args": [], "env": {"TOKEN": "t0k"}}}}

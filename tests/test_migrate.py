@@ -218,7 +218,15 @@ async def test_later_migration_keeps_existing_rows_and_downgrades(
     assert f"undid {later}" in undone.stdout
     assert await versions(empty_database) == ALL
     rows = await fetch(empty_database, "SELECT * FROM faceplate.conversations")
-    assert list(rows[0].keys()) == ["id", "title", "created_at", "updated_at", "user_id"]
+    assert list(rows[0].keys()) == [
+        "id",
+        "title",
+        "created_at",
+        "updated_at",
+        "user_id",
+        "active_leaf_id",
+        "open_calls",
+    ]
 
     nothing = faceplate_db_cli("downgrade", current, "--yes", url=url)
     assert nothing.returncode == EXIT_OK and "nothing to undo" in nothing.stdout

@@ -16,7 +16,7 @@ from uuid6 import uuid7
 import faceplate_models as fm
 from faceplate_models import store
 from faceplate_models.errors import Conflict, NotFound, ValidationError
-from faceplate_models.store import conversations, messages, rows, tasks
+from faceplate_models.store import conversations, history, messages, rows, tasks
 
 pytestmark = pytest.mark.usefixtures("faceplate_db")
 
@@ -153,7 +153,9 @@ async def test_rename_and_delete_conversation() -> None:
 async def test_history_of_an_empty_conversation_and_of_a_missing_one() -> None:
     ada = await user()
     chat = await fm.create_conversation(user_id=ada.id)
-    assert await fm.get_history(user_id=ada.id, conversation_id=chat.id) == store.Page([], None)
+    assert await fm.get_history(user_id=ada.id, conversation_id=chat.id) == store.HistoryPage(
+        [], None
+    )
     with pytest.raises(NotFound):
         await fm.get_history(user_id=ada.id, conversation_id=uuid7())
 
@@ -533,14 +535,22 @@ async def test_hot_queries_use_their_indexes() -> None:
             "INSERT INTO faceplate.conversations VALUES ($1, NULL, $3, $3, $2)",
             [(cid, uid, start + timedelta(seconds=i)) for i, (cid, uid) in enumerate(chats)],
         )
+        seeded = [
+            (uuid7(), cid, uid, start + timedelta(seconds=i))
+            for cid, uid in chats[:200]
+            for i in range(100)
+        ]
         await conn.executemany(
             """INSERT INTO faceplate.messages (id, conversation_id, role, content, created_at)
                VALUES ($1, $2, 'user', 'hi', $3)""",
-            [
-                (uuid7(), cid, start + timedelta(seconds=i))
-                for cid, _ in chats[:200]
-                for i in range(100)
-            ],
+            [(mid, cid, at) for mid, cid, _, at in seeded],
+        )
+        # Every tenth message made a tool call (answered or not, it does not matter here).
+        await conn.executemany(
+            """INSERT INTO faceplate.tool_calls
+               (id, conversation_id, user_id, call_id, message_id, created_at)
+               VALUES ($1, $2, $3, 'c', $4, $5)""",
+            [(uuid7(), cid, uid, mid, at) for mid, cid, uid, at in seeded[::10]],
         )
         await conn.executemany(
             "INSERT INTO faceplate.tasks VALUES ($1, 't', NULL, $2, $3, $3, $4)",
@@ -550,12 +560,37 @@ async def test_hot_queries_use_their_indexes() -> None:
                 for i in range(1000)
             ],
         )
-        await conn.execute("ANALYZE faceplate.conversations, faceplate.messages, faceplate.tasks")
     cid = chats[0][0]
-    at, some_id = start + timedelta(seconds=50), uuid7()
+    # The first chat becomes a tree: a regenerated answer every few messages, each on its
+    # branch with a tool call still open, the main line active again after each.
+    at: dict[str, Any] = {"user_id": ada.id, "conversation_id": cid}
+    line = (await fm.get_history(**at, limit=1000)).items
+    for message in line[10:90:8]:
+        call = {"id": "c", "type": "function", "function": {"name": "t", "arguments": "{}"}}
+        await fm.append_message(**at, role="assistant", tool_calls=[call], after=message.id)
+        await fm.append_message(**at, role="user", content="on a branch")
+    await fm.switch_branch(**at, message_id=line[-1].id)
+    async with connections.get("default").acquire_connection() as conn:
+        await conn.execute(
+            "ANALYZE faceplate.conversations, faceplate.messages, faceplate.tool_calls, "
+            "faceplate.tasks"
+        )
+    middle, at_time, some_id = line[50].id, start + timedelta(seconds=50), uuid7()
     plans = {
-        "history": await explain(messages.HISTORY_SQL, cid, ada.id, 101),
-        "history before": await explain(messages.HISTORY_BEFORE_SQL, cid, ada.id, 101, at, some_id),
+        "history": await explain(history.PATH_BACK_SQL, cid, ada.id, None, None, 101),
+        "history before": await explain(history.PATH_BACK_SQL, cid, ada.id, None, middle, 101),
+        "history after": await explain(history.PATH_FORWARD_SQL, cid, ada.id, None, middle, 101),
+        "append's lock": await explain(
+            messages.LOCK_CONVERSATION_SQL, cid, ada.id, None, False, some_id, None
+        ),
+        "siblings": await explain(history.SIBLINGS_SQL, cid, ada.id, middle),
+        "switch_branch": await explain(history.TIPS_SQL, cid, ada.id, line[10].id),
+        "delete_branch": await explain(history.DELETE_BRANCH_SQL, cid, ada.id, line[10].id),
+        "tree": await explain(history.TREE_SQL, cid, ada.id, start, some_id, 1001),
+        "turn": await explain(history.TURN_SQL, cid, ada.id, some_id),
+        "regenerate": await explain(history.ANSWERED_SQL, cid, ada.id, middle, 10_000),
+        "open calls": await explain(history.OPEN_CALLS_SQL, cid, ada.id, None),
+        "all open calls": await explain(history.ALL_OPEN_CALLS_SQL, ada.id, 101),
         "conversations": await explain(conversations.CONVERSATIONS_SQL, ada.id, 51),
         "conversations after": await explain(
             conversations.CONVERSATIONS_AFTER_SQL,
@@ -568,15 +603,26 @@ async def test_hot_queries_use_their_indexes() -> None:
         "tasks by state": await explain(tasks.tasks_sql(True, False), ada.id, 51, False),
         "done tasks": await explain(tasks.tasks_sql(True, False), ada.id, 51, True),
         "tasks by state after": await explain(
-            tasks.tasks_sql(True, True), ada.id, 51, False, at, some_id
+            tasks.tasks_sql(True, True), ada.id, 51, False, at_time, some_id
         ),
     }
     # Filtered by state, the planner may walk either tasks index: open tasks are two thirds
     # of the rows, so reading the creation-order index and skipping done ones is as good.
     either = ("idx_tasks_user_state", "idx_tasks_user_created")
+    path = ("uidx_messages_segment_depth",)
     expected_index = {
-        "history": ("idx_messages_history",),
-        "history before": ("idx_messages_history",),
+        "history": path,
+        "history before": path,
+        "history after": path,
+        "append's lock": ("idx_messages_history",),  # the newest message, when no leaf is set
+        "siblings": ("idx_messages_parent",),
+        "switch_branch": ("idx_messages_forks",),
+        "delete_branch": ("idx_messages_forks",),
+        "tree": ("idx_messages_history",),
+        "turn": ("idx_messages_turn",),
+        "regenerate": ("messages_pkey",),
+        "open calls": ("uidx_tool_calls_message_call",),
+        "all open calls": ("idx_conversations_open",),
         "conversations": ("idx_conversations_user_activity",),
         "conversations after": ("idx_conversations_user_activity",),
         "tasks": ("idx_tasks_user_created",),

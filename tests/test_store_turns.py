@@ -222,7 +222,7 @@ async def test_tool_calls_pair_with_results() -> None:
     await fm.append_message(**at, role="assistant", tool_calls=[call("a"), call("b")])
     assert {c.call_id for c in await fm.list_open_tool_calls(**at)} == {"a", "b"}
     cases: list[tuple[str, dict[str, Any], str]] = [
-        ("an id used before", {"role": "assistant", "tool_calls": [call("a")]}, "already used"),
+        ("an id still open", {"role": "assistant", "tool_calls": [call("a")]}, "still open"),
         ("an id twice", {"role": "assistant", "tool_calls": [call("c"), call("c")]}, "repeats"),
         ("an unknown call", {"role": "tool", "tool_results": [result("zzz")]}, "zzz"),
         ("a call twice", {"role": "tool", "tool_results": [result("a"), result("a")]}, "twice"),
@@ -233,7 +233,7 @@ async def test_tool_calls_pair_with_results() -> None:
             await fm.append_message(**at, **kwargs)
         assert caught.value.field == field, problem
     await fm.append_message(**at, role="tool", tool_results=[result("a")])
-    with pytest.raises(ValidationError, match="answered already"):
+    with pytest.raises(ValidationError, match="answered it already"):
         await fm.append_message(**at, role="tool", tool_results=[result("a")])
     assert [c.call_id for c in await fm.list_open_tool_calls(**at)] == ["b"]
     assert await count("messages") == 2

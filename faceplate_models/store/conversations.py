@@ -11,6 +11,7 @@ from faceplate_models.store import cursors
 from faceplate_models.store.rows import (
     Page,
     builder,
+    columns,
     execute,
     fetch,
     fetchrow,
@@ -22,7 +23,7 @@ from faceplate_models.store.rows import (
 )
 from faceplate_models.store.validation import as_uuid, page_size, required_text
 
-_COLUMNS = "id, user_id, title, created_at, updated_at"
+_COLUMNS = columns(Conversation)
 _conversations = builder(Conversation, _COLUMNS)
 
 # The listing queries are module constants so that the EXPLAIN tests check these very strings.
@@ -46,7 +47,8 @@ async def create_conversation(
         "conversations",
         _COLUMNS,
         f"""INSERT INTO faceplate.conversations ({_COLUMNS})
-            VALUES ($2, $1, $3, $4, $4) ON CONFLICT (id) DO NOTHING RETURNING {_COLUMNS}""",
+            VALUES ($2, $1, $3, NULL, 0, $4, $4) ON CONFLICT (id) DO NOTHING
+            RETURNING {_COLUMNS}""",
         uid,
         uuid7(),
         name,

@@ -20,21 +20,24 @@ from typing import Final
 from faceplate_models.errors import ValidationError
 
 HISTORY: Final = "history"
+TREE: Final = "tree"
 CONVERSATIONS: Final = "conversations"
 TASKS: Final = "tasks"
 _KINDS: Final = {
     HISTORY: "a conversation's history",
+    TREE: "a conversation's tree",
     CONVERSATIONS: "conversations",
     TASKS: "tasks",
 }
 _WHAT: Final = {
     HISTORY: "another conversation, or another user",
+    TREE: "another conversation, or another user",
     CONVERSATIONS: "another user",
     TASKS: "another user, or another completed= filter",
 }
 # Real rows are written now; anything far from now was not issued by this package, and
 # PostgreSQL and asyncpg cannot both take every datetime Python can.
-_EARLIEST: Final = datetime(1900, 1, 1, tzinfo=UTC)
+EARLIEST: Final = datetime(1900, 1, 1, tzinfo=UTC)
 _LATEST: Final = datetime(9999, 1, 1, tzinfo=UTC)
 _MAX_LENGTH: Final = 200
 
@@ -68,9 +71,9 @@ def decode(
         raise ValidationError(field, f"is a cursor of {listing}, not of {_KINDS[kind]}")
     if digest != _scope(kind, user_id, scope):
         raise ValidationError(field, f"is a cursor of {_WHAT[kind]}")
-    if moment.tzinfo is None or not _EARLIEST <= moment < _LATEST:
+    if moment.tzinfo is None or not EARLIEST <= moment < _LATEST:
         raise ValidationError(field, "names a time outside the range of stored rows")
     return position
 
 
-__all__ = ["CONVERSATIONS", "HISTORY", "TASKS", "decode", "encode"]
+__all__ = ["CONVERSATIONS", "EARLIEST", "HISTORY", "TASKS", "TREE", "decode", "encode"]

@@ -1,11 +1,17 @@
-"""Messages: appending a turn, reading the history, and the tool calls a turn leaves open.
+"""Messages: appending to a conversation's tree, editing a message, checking a turn.
 
 A turn (one message or several) is stored in one transaction: the conversation's row is
-locked first (which proves ownership), then one statement writes the messages, records
-their tool calls and marks the calls their results answer, and moves the conversation's
-activity time. Messages take their times from the locked row, strictly after the previous
-activity, so a conversation's messages sort in the order they were committed: paging
-forward from a cursor never skips one that committed late.
+locked first (which proves ownership and orders the conversation's appends), then one
+statement writes the messages, records their tool calls, marks the calls their results
+answer, and moves the conversation's activity time and active leaf. Messages take their times
+from the locked row, strictly after the previous activity, so the newest message of a
+conversation is the one written last.
+
+A turn goes after the active leaf (the default), or after a given message (`after=`: a new
+branch when that message has a reply already), or, to edit a first message, at the root.
+Either way the last message stored becomes the active leaf. Tool calls pair along the path:
+a result answers a call open on it (made above and not answered there yet), and a call may
+not reuse the id of one still open there; another branch may use the same ids.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Final
 
@@ -20,17 +27,16 @@ import asyncpg
 from uuid6 import uuid7
 
 from faceplate_models.engine import Connection, current
-from faceplate_models.errors import Conflict, ValidationError
-from faceplate_models.models import TOOL_CALL_ID_MAX, Message, Role, ToolCall
-from faceplate_models.store import cursors
-from faceplate_models.store.rows import Page, builder, fetch, missing, now, page, run
+from faceplate_models.errors import Conflict, MigrationError, ValidationError
+from faceplate_models.models import TOOL_CALL_ID_MAX, Message, Role
+from faceplate_models.store import paths
+from faceplate_models.store.rows import builder, columns, fetchrow, missing, now, run
 from faceplate_models.store.validation import (
     MAX_JSON_BYTES,
     MAX_TEXT_CHARS,
     as_uuid,
     json_text,
     optional_text,
-    page_size,
     role,
     text,
 )
@@ -40,72 +46,73 @@ MAX_TURN_MESSAGES: Final = 64
 #: Largest turn: its texts (in characters) and JSON values (in bytes) together.
 MAX_TURN_SIZE: Final = 4 * MAX_JSON_BYTES
 
-_COLUMNS = "id, conversation_id, role, content, tool_calls, tool_results, created_at, turn_id"
-_messages = builder(Message, _COLUMNS)
+COLUMNS: Final = columns(Message)
+messages_of = builder(Message, COLUMNS)
 _KEYS: Final = frozenset({"role", "content", "tool_calls", "tool_results"})
-_CALL_UNIQUE = "uid_tool_calls_convers_"  # Aerich's name for unique (conversation_id, call_id)
 
-# Ownership, and the lock that orders the conversation's appends.
-LOCK_CONVERSATION_SQL = """SELECT updated_at FROM faceplate.conversations
-    WHERE id = $1 AND user_id = $2 FOR NO KEY UPDATE"""
-# $1 conversation, $2 time of the last message, $3-$7 the messages' columns in order, $8 the
-# turn; $9-$12 the calls made; $13-$14 the calls answered by earlier messages' results.
-# Nothing is written when the first message exists (a retry whose first attempt committed)
-# or the turn does (a repeated append_turn).
-APPEND_SQL = f"""WITH new_messages AS (
-        INSERT INTO faceplate.messages ({_COLUMNS})
-        SELECT m.id, $1, m.role, m.content, m.tool_calls, m.tool_results,
-               $2::timestamptz - (cardinality($3::uuid[]) - m.n) * interval '1 microsecond', $8
-        FROM unnest($3::uuid[], $4::text[], $5::text[], $6::jsonb[], $7::jsonb[])
-             WITH ORDINALITY AS m(id, role, content, tool_calls, tool_results, n)
-        WHERE NOT EXISTS (SELECT 1 FROM faceplate.messages WHERE id = $3[1])
-          AND NOT EXISTS (SELECT 1 FROM faceplate.messages
-                          WHERE conversation_id = $1 AND turn_id = $8)
-        RETURNING {_COLUMNS}
+
+def _parent_sql(*, lock: bool) -> str:
+    # $1 conversation, $2 user, $3 the message to follow (NULL: the active leaf), $4 at the
+    # root instead, $5 the turn's first message and $6 its turn id (a repeat, if stored).
+    #
+    # A row lock that had to wait returns the row's newest version, but the rest of the
+    # statement still reads the snapshot taken before the wait, which lacks what the append
+    # it waited for wrote: `stale` says so, and the caller reads again in a new statement.
+    return f"""WITH owned AS (
+        SELECT id, updated_at, active_leaf_id, xmin FROM faceplate.conversations
+        WHERE id = $1 AND user_id = $2{" FOR NO KEY UPDATE" if lock else ""}
+    )
+    SELECT owned.updated_at, p.id, p.depth, p.segment_id, p.open_calls,
+        owned.xmin::text <> (SELECT xmin::text FROM faceplate.conversations WHERE id = $1)
+            AS stale,
+        EXISTS (SELECT 1 FROM faceplate.messages n WHERE n.segment_id = p.segment_id
+                AND n.depth = p.depth + 1 AND n.user_id = $2) AS continued,
+        EXISTS (SELECT 1 FROM faceplate.messages WHERE id = $5 AND user_id = $2)
+        OR EXISTS (SELECT 1 FROM faceplate.messages
+                   WHERE conversation_id = $1 AND turn_id = $6 AND user_id = $2) AS repeated
+    FROM owned LEFT JOIN LATERAL {paths.leaf("owned", "$2", "$3")} p ON NOT $4"""
+
+
+#: Ownership, the lock that orders the conversation's appends, and where the turn goes.
+LOCK_CONVERSATION_SQL: Final = _parent_sql(lock=True)
+PARENT_SQL: Final = _parent_sql(lock=False)
+# $1 conversation, $2 user, $3 the time of the last message, $4 the ids, $5 the turn, then the
+# columns of each message ($6-$14), the calls made ($15-$18), the calls of earlier messages
+# answered ($19-$21), and the calls left open on the new active path ($22).
+APPEND_SQL: Final = f"""WITH new_messages AS (
+        INSERT INTO faceplate.messages ({COLUMNS})
+        SELECT m.id, $1, m.parent_id, $2, m.role, m.content, m.tool_calls, m.tool_results,
+               m.depth, m.segment_id, m.fork_segment_id, m.open_calls,
+               $3::timestamptz - (cardinality($4::uuid[]) - m.n) * interval '1 microsecond', $5
+        FROM unnest($4::uuid[], $6::uuid[], $7::text[], $8::text[], $9::jsonb[],
+                    $10::jsonb[], $11::int[], $12::uuid[], $13::uuid[], $14::jsonb[])
+             WITH ORDINALITY AS m(id, parent_id, role, content, tool_calls, tool_results, depth,
+                                  segment_id, fork_segment_id, open_calls, n)
+        RETURNING {COLUMNS}
     ), new_calls AS (
         INSERT INTO faceplate.tool_calls
-            (id, conversation_id, call_id, message_id, result_message_id, created_at)
-        SELECT c.id, $1, c.call_id, c.message_id, c.result_message_id, $2
-        FROM unnest($9::uuid[], $10::text[], $11::uuid[], $12::uuid[])
+            (id, conversation_id, user_id, call_id, message_id, result_message_id, created_at)
+        SELECT c.id, $1, $2, c.call_id, c.message_id, c.result_message_id, $3
+        FROM unnest($15::uuid[], $16::text[], $17::uuid[], $18::uuid[])
              AS c(id, call_id, message_id, result_message_id)
         WHERE EXISTS (SELECT 1 FROM new_messages)
     ), answered AS (
-        UPDATE faceplate.tool_calls AS t SET result_message_id = a.message_id
-        FROM unnest($13::text[], $14::uuid[]) AS a(call_id, message_id)
-        WHERE t.conversation_id = $1 AND t.call_id = a.call_id AND t.result_message_id IS NULL
-          AND EXISTS (SELECT 1 FROM new_messages)
-        RETURNING t.call_id
+        UPDATE faceplate.tool_calls AS t SET result_message_id = a.result_message_id
+        FROM unnest($19::uuid[], $20::text[], $21::uuid[])
+             AS a(message_id, call_id, result_message_id)
+        WHERE t.message_id = a.message_id AND t.call_id = a.call_id AND t.user_id = $2
+          AND t.result_message_id IS NULL AND EXISTS (SELECT 1 FROM new_messages)
     ), touched AS (
-        UPDATE faceplate.conversations SET updated_at = $2
-        WHERE id = $1 AND EXISTS (SELECT 1 FROM new_messages)
+        UPDATE faceplate.conversations
+        SET updated_at = $3, active_leaf_id = $4[cardinality($4)], open_calls = $22
+        WHERE id = $1 AND user_id = $2 AND EXISTS (SELECT 1 FROM new_messages)
     )
-    SELECT {_COLUMNS}, (SELECT array_agg(call_id) FROM answered) AS answered
-    FROM new_messages ORDER BY created_at"""
-STORED_SQL = f"""SELECT {_COLUMNS} FROM faceplate.messages
-    WHERE conversation_id = $1 AND (id = ANY($2::uuid[]) OR turn_id = $3)
+    SELECT {COLUMNS} FROM new_messages"""
+STORED_SQL: Final = f"""SELECT {COLUMNS} FROM faceplate.messages
+    WHERE conversation_id = $1 AND user_id = $2 AND (id = ANY($3::uuid[]) OR turn_id = $4)
     ORDER BY created_at, id"""
-
-# Ownership is part of the reads: another user's conversation yields no rows, exactly like a
-# missing one.
-_OWNED = "conversation_id = (SELECT id FROM faceplate.conversations WHERE id = $1 AND user_id = $2)"
-HISTORY_SQL = f"""SELECT {_COLUMNS} FROM faceplate.messages WHERE {_OWNED}
-    ORDER BY created_at DESC, id DESC LIMIT $3"""
-HISTORY_BEFORE_SQL = f"""SELECT {_COLUMNS} FROM faceplate.messages WHERE {_OWNED}
-      AND (created_at, id) < ($4, $5)
-    ORDER BY created_at DESC, id DESC LIMIT $3"""
-HISTORY_AFTER_SQL = f"""SELECT {_COLUMNS} FROM faceplate.messages WHERE {_OWNED}
-      AND (created_at, id) > ($4, $5)
-    ORDER BY created_at, id LIMIT $3"""
-TURN_SQL = f"""SELECT {_COLUMNS} FROM faceplate.messages WHERE {_OWNED} AND turn_id = $3
-    ORDER BY created_at, id"""
-_OWNS_SQL = "SELECT EXISTS (SELECT 1 FROM faceplate.conversations WHERE id = $1 AND user_id = $2)"
-_TOOL_CALL_COLUMNS = "id, conversation_id, call_id, message_id, result_message_id, created_at"
-_tool_calls = builder(ToolCall, _TOOL_CALL_COLUMNS)
-OPEN_TOOL_CALLS_SQL = f"""SELECT {", ".join("t." + c for c in _TOOL_CALL_COLUMNS.split(", "))}
-    FROM faceplate.tool_calls t JOIN faceplate.conversations c ON c.id = t.conversation_id
-    WHERE c.user_id = $1 AND t.result_message_id IS NULL
-      AND ($2::uuid IS NULL OR t.conversation_id = $2)
-    ORDER BY t.created_at, t.id LIMIT $3"""
+_EDITED_SQL: Final = """SELECT role, parent_id FROM faceplate.messages
+    WHERE id = $1 AND conversation_id = $2 AND user_id = $3"""
 
 
 class _Draft:
@@ -248,84 +255,71 @@ def _drafts(messages: object) -> list[_Draft]:
     return drafts
 
 
-async def _append(
-    uid: uuid.UUID, cid: uuid.UUID, drafts: list[_Draft], turn: uuid.UUID | None
-) -> list[Message]:
-    """Store `drafts` as one turn; a repeat (same turn, or a retry) returns the first's."""
-    made: dict[str, uuid.UUID] = {}  # call id -> the draft that made it
-    answered_here: dict[str, uuid.UUID] = {}  # calls of this turn answered in this turn
-    answer_earlier: dict[str, uuid.UUID] = {}  # calls of earlier turns answered now
-    for draft in drafts:
-        for call in draft.calls:
-            if call in made:
-                raise ValidationError("tool_calls", f"call id {call!r} repeats within the turn")
-            made[call] = draft.id
-        for call in draft.results:
-            if call in answered_here or call in answer_earlier:
-                raise ValidationError("tool_results", f"call {call!r} is answered twice")
-            (answered_here if call in made else answer_earlier)[call] = draft.id
-    client = current()
-    ids = [d.id for d in drafts]
-    at = now()
+@dataclass
+class _Plan:
+    """Where a turn's messages go on the tree, and what they do to the tool calls."""
 
-    async def append(conn: Connection) -> list[asyncpg.Record]:
-        async with client.atomic(conn):
-            try:
-                previous = await conn.fetchval(
-                    LOCK_CONVERSATION_SQL, cid, uid, timeout=client.lock_wait
-                )
-            except TimeoutError:  # asyncpg has asked the server to cancel the wait
-                raise client.waited_too_long() from None
-            if previous is None:
-                raise missing("conversation", cid)
-            # After the previous activity, one microsecond apart, the last one now.
-            last = max(at, previous + timedelta(microseconds=len(drafts)))
-            try:
-                rows = await conn.fetch(
-                    APPEND_SQL,
-                    cid,
-                    last,
-                    ids,
-                    [d.role.value for d in drafts],
-                    [d.content for d in drafts],
-                    [d.tool_calls for d in drafts],
-                    [d.tool_results for d in drafts],
-                    turn,
-                    [uuid7() for _ in made],
-                    list(made),
-                    list(made.values()),
-                    [answered_here.get(call) for call in made],
-                    list(answer_earlier),
-                    list(answer_earlier.values()),
-                )
-            except asyncpg.UniqueViolationError as exc:
-                if not (exc.constraint_name or "").startswith(_CALL_UNIQUE):
-                    raise
-                raise ValidationError(
-                    "tool_calls",
-                    f"a call id of this turn ({', '.join(made)}) is already used in this "
-                    "conversation",
-                ) from None
-            if not rows:  # a repeat: what the first call stored
-                stored = list(await conn.fetch(STORED_SQL, cid, ids, turn))
-                if turn is not None and not _same_turn(drafts, stored):
-                    raise Conflict(
-                        f"turn {turn} is already stored with other messages: a turn_id names "
-                        "one request, so a retry must repeat its messages and a new request "
-                        "needs a new turn_id (get_turn reads what is stored)"
-                    )
-                return stored
-            unanswered = set(answer_earlier) - set(rows[0]["answered"] or ())
-            if unanswered:
+    parents: list[uuid.UUID | None] = field(default_factory=list)
+    depths: list[int] = field(default_factory=list)
+    segments: list[uuid.UUID] = field(default_factory=list)
+    forks: list[uuid.UUID | None] = field(default_factory=list)
+    opens: list[str | None] = field(default_factory=list)  # open after each message, as JSON
+    calls: list[tuple[str, uuid.UUID, uuid.UUID | None]] = field(default_factory=list)
+    answers: list[tuple[uuid.UUID, str, uuid.UUID]] = field(default_factory=list)
+    left_open: int = 0
+
+
+def _plan(drafts: Sequence[_Draft], parent: asyncpg.Record | None) -> _Plan:
+    """Place `drafts` after `parent` (None: at the root) and pair their tool calls along the
+    path; `ValidationError` for a result that answers nothing open there, or a call id that
+    one still open there has."""
+    opens: dict[str, str] = dict(json.loads(parent["open_calls"] or "{}")) if parent else {}
+    made: dict[str, uuid.UUID] = {}  # calls of this turn, by id
+    answered_here: dict[str, uuid.UUID] = {}  # ... and the messages of it answering them
+    plan = _Plan()
+    above = parent
+    for number, draft in enumerate(drafts):
+        for call in draft.results:
+            maker = opens.pop(call, None)
+            if maker is None:
                 raise ValidationError(
                     "tool_results",
-                    f"{', '.join(sorted(unanswered))} answer no open tool call of this "
-                    "conversation (no earlier assistant message made them, or they were "
-                    "answered already)",
+                    f"{call!r} answers no tool call open on this branch (no message above it "
+                    "made that call, or a result above it answered it already)",
                 )
-            return list(rows)
-
-    return _messages.many(await run(append, user=uid))
+            if call in made:
+                answered_here[call] = draft.id
+            else:
+                plan.answers.append((uuid.UUID(maker), call, draft.id))
+        for call in draft.calls:
+            if call in opens:
+                raise ValidationError(
+                    "tool_calls",
+                    f"call id {call!r} is still open on this branch: a call may not reuse the "
+                    "id of one that has no result yet",
+                )
+            opens[call] = str(draft.id)
+            made[call] = draft.id
+        if number:  # the turn goes on in the segment its first message chose
+            plan.parents.append(drafts[number - 1].id)
+            plan.depths.append(plan.depths[-1] + 1)
+            plan.segments.append(plan.segments[-1])
+            plan.forks.append(None)
+        elif above is None:  # a root
+            plan.parents.append(None)
+            plan.depths.append(0)
+            plan.segments.append(draft.id)
+            plan.forks.append(None)
+        else:
+            plan.parents.append(above["id"])
+            plan.depths.append(above["depth"] + 1)
+            branching = above["continued"]  # its reply so far keeps the segment
+            plan.segments.append(draft.id if branching else above["segment_id"])
+            plan.forks.append(above["segment_id"] if branching else None)
+        plan.opens.append(json.dumps(opens) if opens else None)
+    plan.calls.extend((call, message, answered_here.get(call)) for call, message in made.items())
+    plan.left_open = len(opens)
+    return plan
 
 
 def _same_turn(drafts: Sequence[_Draft], rows: Sequence[asyncpg.Record]) -> bool:
@@ -341,6 +335,97 @@ def _same_turn(drafts: Sequence[_Draft], rows: Sequence[asyncpg.Record]) -> bool
     )
 
 
+def _placed(row: asyncpg.Record, after: uuid.UUID | None, root: bool) -> asyncpg.Record | None:
+    """The message a turn follows, from the row of `_parent_sql` (None: at the root)."""
+    if root or row["id"] is None:
+        if after is not None:
+            raise missing("message", after)
+        return None
+    if row["depth"] is None:
+        raise MigrationError(
+            "this conversation's history is not placed on its tree yet: the migration that "
+            "does it has not finished; run `faceplate-db upgrade`"
+        )
+    return row
+
+
+async def _append(
+    uid: uuid.UUID,
+    cid: uuid.UUID,
+    drafts: list[_Draft],
+    turn: uuid.UUID | None,
+    *,
+    after: uuid.UUID | None = None,
+    root: bool = False,
+) -> list[Message]:
+    """Store `drafts` as one turn; a repeat (same turn, or a retry) returns the first's."""
+    client = current()
+    ids = [d.id for d in drafts]
+    at = now()
+
+    async def append(conn: Connection) -> list[asyncpg.Record]:
+        async with client.atomic(conn):
+            try:
+                row = await conn.fetchrow(
+                    LOCK_CONVERSATION_SQL, cid, uid, after, root, ids[0], turn,
+                    timeout=client.lock_wait,
+                )  # fmt: skip
+            except TimeoutError:  # asyncpg has asked the server to cancel the wait
+                raise client.waited_too_long() from None
+            if row is None:
+                raise missing("conversation", cid)
+            if row["stale"]:  # the lock waited for another append: see it
+                row = await conn.fetchrow(PARENT_SQL, cid, uid, after, root, ids[0], turn)
+                assert row is not None  # noqa: S101 - the conversation is locked, not gone
+            if row["repeated"]:  # what the first call stored
+                stored = list(await conn.fetch(STORED_SQL, cid, uid, ids, turn))
+                if turn is not None and not _same_turn(drafts, stored):
+                    raise Conflict(
+                        f"turn {turn} is already stored with other messages: a turn_id names "
+                        "one request, so a retry must repeat its messages and a new request "
+                        "needs a new turn_id (get_turn reads what is stored)"
+                    )
+                return stored
+            plan = _plan(drafts, _placed(row, after, root))
+            # After the previous activity, one microsecond apart, the last one now.
+            last = max(at, row["updated_at"] + timedelta(microseconds=len(drafts)))
+            made = plan.calls
+            return list(
+                await conn.fetch(
+                    APPEND_SQL,
+                    cid,
+                    uid,
+                    last,
+                    ids,
+                    turn,
+                    plan.parents,
+                    [d.role.value for d in drafts],
+                    [d.content for d in drafts],
+                    [d.tool_calls for d in drafts],
+                    [d.tool_results for d in drafts],
+                    plan.depths,
+                    plan.segments,
+                    plan.forks,
+                    plan.opens,
+                    [uuid7() for _ in made],
+                    [call for call, _, _ in made],
+                    [message for _, message, _ in made],
+                    [answer for _, _, answer in made],
+                    [message for message, _, _ in plan.answers],
+                    [call for _, call, _ in plan.answers],
+                    [answer for _, _, answer in plan.answers],
+                    plan.left_open,
+                )
+            )
+
+    rows = await run(append, user=uid)
+    return sorted(messages_of.many(rows), key=lambda m: (m.created_at, m.id))
+
+
+def _after(after: object) -> uuid.UUID | None:
+    return None if after is None else as_uuid("after", after)
+
+
 async def append_message(
     *,
     user_id: uuid.UUID | str,
@@ -349,13 +434,16 @@ async def append_message(
     content: str | None = None,
     tool_calls: list[dict[str, Any]] | None = None,
     tool_results: list[dict[str, Any]] | None = None,
+    after: uuid.UUID | str | None = None,
 ) -> Message:
-    """Add a message to the conversation and move the conversation's activity time.
+    """Add a message after the active leaf (or after message `after`, which starts a branch
+    when that message has a reply already); it becomes the active leaf, and the
+    conversation's activity time moves.
 
     `content` may be None only for an assistant message that calls tools or a tool message
-    that carries results. `tool_calls` (assistant messages only) are OpenAI-shaped, with ids
-    unique in the conversation; `tool_results` (tool messages only) answer open calls of
-    earlier assistant messages: `[{"tool_call_id", "content", "is_error"?}]`.
+    that carries results. `tool_calls` (assistant messages only) are OpenAI-shaped;
+    `tool_results` (tool messages only) answer calls open on the path:
+    `[{"tool_call_id", "content", "is_error"?}]`.
     """
     uid = as_uuid("user_id", user_id)
     cid = as_uuid("conversation_id", conversation_id)
@@ -363,7 +451,7 @@ async def append_message(
         {"role": role, "content": content, "tool_calls": tool_calls, "tool_results": tool_results},
         "",
     )
-    [message] = await _append(uid, cid, [draft], None)
+    [message] = await _append(uid, cid, [draft], None, after=_after(after))
     return message
 
 
@@ -373,108 +461,84 @@ async def append_turn(
     conversation_id: uuid.UUID | str,
     messages: Sequence[Mapping[str, Any]],
     turn_id: uuid.UUID | str | None = None,
+    after: uuid.UUID | str | None = None,
 ) -> list[Message]:
-    """Store one chat turn (each message a dict of `append_message`'s keywords) atomically.
+    """Store one chat turn (each message a dict of `append_message`'s keywords) atomically,
+    after the active leaf or after message `after`; its last message becomes the active leaf.
 
     The messages are stored in order, in one transaction with one activity-time update:
     all or none. A result may answer a call made earlier in the same turn. `turn_id` (a
     UUID the client chooses, such as its request id) makes the call idempotent: repeating
-    it, even racing, returns the first call's messages and writes nothing.
+    it, even racing, returns the first call's messages and writes nothing; repeating it with
+    other messages is a `Conflict`.
     """
     uid = as_uuid("user_id", user_id)
     cid = as_uuid("conversation_id", conversation_id)
     # Without a turn id, a retry still finds the turn by its first message's id.
     turn = as_uuid("turn_id", turn_id) if turn_id is not None else None
-    return await _append(uid, cid, _drafts(messages), turn)
+    return await _append(uid, cid, _drafts(messages), turn, after=_after(after))
 
 
-async def get_turn(
-    *, user_id: uuid.UUID | str, conversation_id: uuid.UUID | str, turn_id: uuid.UUID | str
-) -> list[Message]:
-    """The messages `append_turn(..., turn_id=turn_id)` stored, in order; `NotFound` when no
-    such turn is stored. A backend retrying a request reads the stored turn here instead of
-    running the model and the tools again."""
-    uid = as_uuid("user_id", user_id)
-    cid = as_uuid("conversation_id", conversation_id)
-    turn = as_uuid("turn_id", turn_id)
-    rows = await fetch(TURN_SQL, cid, uid, turn, user=uid)
-    if not rows:
-        raise missing("turn", turn)
-    return _messages.many(rows)
-
-
-def _history_cursor(uid: uuid.UUID, cid: uuid.UUID) -> Any:
-    return lambda at, row_id: cursors.encode(cursors.HISTORY, uid, cid, at, row_id)
-
-
-async def get_history(
+async def check_turn(
     *,
     user_id: uuid.UUID | str,
     conversation_id: uuid.UUID | str,
-    limit: int = 100,
-    before: str | None = None,
-    after: str | None = None,
-) -> Page[Message]:
-    """Up to `limit` messages, oldest first: the newest ones, those before a cursor, or (with
-    `after=`) those after it, for catching up after a reconnect.
-
-    `next_cursor` continues in the same direction (as `before=`, or as `after=`); it is
-    None at the start (or, going forward, at the end) of the conversation. `after_cursor`
-    marks the newest message of the page: pass it as `after=` to fetch what came since.
-    """
+    messages: Sequence[Mapping[str, Any]],
+    after: uuid.UUID | str | None = None,
+) -> None:
+    """Validate a turn exactly as `append_turn` would, writing nothing: a backend checks a
+    model's tool calls before it runs the tools. Raises what `append_turn` would raise
+    (`ValidationError`, `NotFound`); returns None when the turn would be stored."""
     uid = as_uuid("user_id", user_id)
     cid = as_uuid("conversation_id", conversation_id)
-    size = page_size(limit)
-    if before is not None and after is not None:
-        raise ValidationError("after", "cannot be combined with before=; page one way at a time")
-    sql, args = HISTORY_SQL, [cid, uid, size + 1]
-    if before is not None:
-        sql = HISTORY_BEFORE_SQL
-        args += cursors.decode("before", before, cursors.HISTORY, uid, cid)
-    elif after is not None:
-        sql = HISTORY_AFTER_SQL
-        args += cursors.decode("after", after, cursors.HISTORY, uid, cid)
-
-    async def read(conn: Connection) -> list[asyncpg.Record]:
-        rows: list[asyncpg.Record] = await conn.fetch(sql, *args)
-        if not rows and not await conn.fetchval(_OWNS_SQL, cid, uid):
-            raise missing("conversation", cid)
-        return rows
-
-    cursor = _history_cursor(uid, cid)
-    found = page(await run(read, user=uid, read=True), size, _messages, cursor, "created_at")
-    if after is None:
-        found.items.reverse()
-    newest = found.items[-1] if found.items else None
-    if newest is None:
-        return Page(found.items, found.next_cursor, lambda: after)
-    return Page(found.items, found.next_cursor, lambda: cursor(newest.created_at, newest.id))
+    where = _after(after)
+    drafts = _drafts(messages)
+    row = await fetchrow(PARENT_SQL, cid, uid, where, False, drafts[0].id, None, user=uid)
+    if row is None:
+        raise missing("conversation", cid)
+    _plan(drafts, _placed(row, where, False))
 
 
-async def list_open_tool_calls(
-    *, user_id: uuid.UUID | str, conversation_id: uuid.UUID | str | None = None, limit: int = 100
-) -> list[ToolCall]:
-    """Tool calls no result has answered yet, oldest first: in one conversation, or in all
-    of the user's. A backend that crashed mid-turn answers them (for example with
-    `is_error: True` results) so that the history is one the model APIs accept again."""
+async def edit_message(
+    *,
+    user_id: uuid.UUID | str,
+    conversation_id: uuid.UUID | str,
+    message_id: uuid.UUID | str,
+    content: str,
+    turn_id: uuid.UUID | str | None = None,
+) -> Message:
+    """Store `content` as a new version of a user's message: a sibling of it (the same
+    parent), which becomes the active leaf. The old version and its answers stay, one
+    `switch_branch` away. `turn_id` makes it idempotent, as in `append_turn`."""
     uid = as_uuid("user_id", user_id)
-    cid = None if conversation_id is None else as_uuid("conversation_id", conversation_id)
-    rows = await fetch(OPEN_TOOL_CALLS_SQL, uid, cid, page_size(limit), user=uid)
-    return _tool_calls.many(rows)
+    cid = as_uuid("conversation_id", conversation_id)
+    mid = as_uuid("message_id", message_id)
+    turn = as_uuid("turn_id", turn_id) if turn_id is not None else None
+    draft = _Draft({"role": Role.USER, "content": content}, "")
+    row = await fetchrow(_EDITED_SQL, mid, cid, uid, user=uid)
+    if row is None:
+        raise missing("message", mid)
+    if row["role"] != Role.USER:
+        raise ValidationError(
+            "message_id",
+            f"is {row['role']} message; only a user's message is edited (an answer is "
+            "regenerated: see regenerate)",
+        )
+    parent = row["parent_id"]
+    [message] = await _append(uid, cid, [draft], turn, after=parent, root=parent is None)
+    return message
 
 
 __all__ = [
     "APPEND_SQL",
-    "HISTORY_AFTER_SQL",
-    "HISTORY_BEFORE_SQL",
-    "HISTORY_SQL",
+    "COLUMNS",
     "LOCK_CONVERSATION_SQL",
     "MAX_TURN_MESSAGES",
     "MAX_TURN_SIZE",
-    "TURN_SQL",
+    "PARENT_SQL",
     "append_message",
     "append_turn",
-    "get_history",
-    "get_turn",
-    "list_open_tool_calls",
+    "check_turn",
+    "edit_message",
+    "messages_of",
 ]

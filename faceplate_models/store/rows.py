@@ -20,6 +20,7 @@ from typing import Any, Generic, TypeVar
 import asyncpg
 from tortoise import fields
 from tortoise.fields.data import CharEnumFieldInstance
+from tortoise.fields.relational import ForeignKeyFieldInstance, RelationalField
 from tortoise.models import Model
 from tortoise.timezone import get_default_timezone
 
@@ -32,22 +33,40 @@ T = TypeVar("T")
 
 
 @dataclass(frozen=True)
-class Page(Generic[M]):
-    """One page of a keyset-paginated listing.
+class Page(Generic[T]):
+    """One page of a keyset-paginated listing: `next_cursor` continues in the same direction
+    (None when nothing is left)."""
 
-    `next_cursor` continues in the same direction (None when nothing is left). For a
-    conversation's history, `after_cursor` is where to resume once newer messages arrive:
-    pass it as `get_history(after=...)` (None for an empty conversation).
+    items: list[T]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class HistoryPage(Page[M]):
+    """A page of a conversation's history, oldest first, along one path of its tree.
+
+    `after_cursor` is where to resume once newer messages arrive: pass it as
+    `get_history(after=...)` (None for an empty conversation).
     """
 
-    items: list[M]
-    next_cursor: str | None
     # Made on first use: most pages are never resumed from.
-    resume: Callable[[], str | None] | None = field(default=None, compare=False, repr=False)
+    resume: Callable[[], str | None] = field(default=lambda: None, compare=False, repr=False)
 
     @functools.cached_property
     def after_cursor(self) -> str | None:
-        return None if self.resume is None else self.resume()
+        return self.resume()
+
+
+def columns(model: type[Model]) -> str:
+    """The model's columns in the order its fields are declared (a foreign key `user` is the
+    column `user_id`), for the store's whole-row SQL."""
+    names: list[str] = []
+    for name, model_field in model._meta.fields_map.items():
+        if isinstance(model_field, ForeignKeyFieldInstance):
+            names.append(f"{name}_id")
+        elif not isinstance(model_field, RelationalField) and name not in names:
+            names.append(model_field.source_field or name)
+    return ", ".join(names)
 
 
 def now() -> datetime:
@@ -131,9 +150,11 @@ class Builder(Generic[M]):
     first use, once Tortoise has finished the models and read the configured zone.
     """
 
-    def __init__(self, model: type[M], columns: str) -> None:
+    def __init__(self, model: type[M], columns: str, *, extra: tuple[str, ...] = ()) -> None:
         self.model = model
         self.columns = [column.strip() for column in columns.split(",")]
+        # Computed columns after the model's (a message's siblings), kept as they come.
+        self.extra = extra
         self._build: Callable[[Any], M] | None = None
 
     def __call__(self, row: Any) -> M:
@@ -168,6 +189,8 @@ class Builder(Generic[M]):
             if convert is not None and field.null:
                 convert = f"None if {value} is None else {convert}"
             entries.append(f"{column!r}: {convert or value}")
+        for index, name in enumerate(self.extra, len(self.columns)):
+            entries.append(f"{name!r}: row[{index}]")
         custom_pk = meta.db_pk_column not in meta.generated_db_fields
         entries += [
             "'_partial': False",
@@ -188,9 +211,9 @@ class Builder(Generic[M]):
         return self._build
 
 
-def builder(model: type[M], columns: str) -> Builder[M]:
-    """A `Builder` of `model` instances from rows of `columns`."""
-    return Builder(model, columns)
+def builder(model: type[M], columns: str, *, extra: tuple[str, ...] = ()) -> Builder[M]:
+    """A `Builder` of `model` instances from rows of `columns` (then `extra` ones)."""
+    return Builder(model, columns, extra=extra)
 
 
 def page(
@@ -234,8 +257,10 @@ async def insert_owned(
 
 __all__ = [
     "Builder",
+    "HistoryPage",
     "Page",
     "builder",
+    "columns",
     "execute",
     "fetch",
     "fetchrow",
