@@ -62,12 +62,12 @@ class Raw:
         ids = [uuid7() for _ in drafts]
         now = datetime.now(UTC)
         async with self.pool.acquire() as conn, conn.transaction():
-            lock = (messages.LOCK_CONVERSATION_SQL, conversation_id, user_id, None, False)
-            row = await conn.fetchrow(*lock, ids[0], None)
+            args = (conversation_id, user_id, ids[0], None)
+            row = await conn.fetchrow(messages.LOCK_CONVERSATION_SQL[messages.LEAF], *args)
             if row is None:
                 raise LookupError(conversation_id)
             if row["stale"]:
-                row = await conn.fetchrow(messages.PARENT_SQL, *lock[1:], ids[0], None)
+                row = await conn.fetchrow(messages.PARENT_SQL[messages.LEAF], *args)
                 assert row is not None
             leaf = (row["id"], row["depth"], row["segment_id"]) if row["id"] else None
             places = placed(leaf, ids)
@@ -133,11 +133,12 @@ class Raw:
     ) -> tuple[list[dict[str, Any]], str | None]:
         assert self.pool is not None
         after = position(before, cursors.HISTORY, user_id, conversation_id)
-        anchor = None if after is None else after[1]
+        args: list[Any] = [conversation_id, user_id, limit + 1]
+        direction = history.NEWEST if after is None else history.BEFORE
+        if after is not None:
+            args.append(after[1])
         async with self.pool.acquire() as conn:
-            rows = await conn.fetch(
-                history.PATH_BACK_SQL, conversation_id, user_id, None, anchor, limit + 1
-            )
+            rows = await conn.fetch(history.PATH_SQL[direction, False], *args)
         items = sorted((self._message(row) for row in rows), key=lambda m: m["depth"])
         if len(items) <= limit:
             return items, None

@@ -618,12 +618,14 @@ def report(
         print("| --- | ---: | ---: | ---: |")
         print("\n".join(replicas))
     print()
-    for line in verdicts(medians, throughput):
+    for line in verdicts(medians, throughput, size):
         print(line)
 
 
 def verdicts(
-    medians: dict[str, dict[str, float]], throughput: dict[str, tuple[float, list[float]]]
+    medians: dict[str, dict[str, float]],
+    throughput: dict[str, tuple[float, list[float]]],
+    size: Size,
 ) -> list[str]:
     """Each target of the suite, met or MISSED."""
     lines = []
@@ -644,7 +646,7 @@ def verdicts(
         line = medians[f"get_history(100), {page}"]["store"]
         verdict = "met" if tree / line <= 1.25 else "MISSED"
         lines.append(
-            f"- get_history(100), {page}: along {FULL.forks} branches {tree / line:.2f}x the "
+            f"- get_history(100), {page}: along {size.forks} branches {tree / line:.2f}x the "
             f"linear history (target <= 1.25x: {verdict})"
         )
     turn_ratio = medians["append_turn, 4 messages"]["store"] / medians["append_message"]["store"]

@@ -308,6 +308,9 @@ def _keepalive(conn: asyncpg.Connection) -> None:
             sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, option), value)
 
 
+_ARRAY_TYPES_SQL: Final = "SELECT $1::uuid[], $2::text[], $3::jsonb[], $4::int[], $5::timestamptz[]"
+
+
 class _OneLineFloorWarnings(logging.Filter):
     """asyncpg logs a full traceback each time it fails to reopen the pool's minimum
     connections, every few seconds while the database is down: keep one line of it."""
@@ -435,6 +438,10 @@ class FaceplateClient(AsyncpgDBClient):
     @staticmethod
     async def _on_connect(conn: asyncpg.Connection) -> None:
         _keepalive(conn)
+        # asyncpg learns the array types the store binds on their first use (9 ms here, half a
+        # second on Citus): a new connection learns them now, not inside a conversation's
+        # row lock, where every append to that conversation would wait for it.
+        await conn.fetchval(_ARRAY_TYPES_SQL, [], [], [], [], [])
 
     @property
     def lock_wait(self) -> float | None:

@@ -123,7 +123,9 @@ class Message(Model):
     `segment_id`, the next `depth`) unless the parent already has a continuation, in which
     case it heads a segment of its own (`segment_id` is its id, and `fork_segment_id` its
     parent's segment). So a path is read as a few index range scans on (segment_id, depth),
-    however many branches the tree has.
+    however many branches the tree has. The messages of a history page leave that
+    bookkeeping out (`segment_id`, `fork_segment_id`, `open_calls`): partial instances, as
+    Tortoise's `.only()` makes them.
     """
 
     id = fields.UUIDField(primary_key=True, default=uuid7)

@@ -577,11 +577,22 @@ async def test_hot_queries_use_their_indexes() -> None:
         )
     middle, at_time, some_id = line[50].id, start + timedelta(seconds=50), uuid7()
     plans = {
-        "history": await explain(history.PATH_BACK_SQL, cid, ada.id, None, None, 101),
-        "history before": await explain(history.PATH_BACK_SQL, cid, ada.id, None, middle, 101),
-        "history after": await explain(history.PATH_FORWARD_SQL, cid, ada.id, None, middle, 101),
+        "history": await explain(history.PATH_SQL["newest", False], cid, ada.id, 101),
+        "history to a leaf": await explain(
+            history.PATH_SQL["newest", True], cid, ada.id, 101, line[-1].id
+        ),
+        "history before": await explain(
+            history.PATH_SQL["before", False], cid, ada.id, 101, middle
+        ),
+        "history after": await explain(history.PATH_SQL["after", False], cid, ada.id, 101, middle),
+        "history after, to a leaf": await explain(
+            history.PATH_SQL["after", True], cid, ada.id, 101, middle, line[-1].id
+        ),
         "append's lock": await explain(
-            messages.LOCK_CONVERSATION_SQL, cid, ada.id, None, False, some_id, None
+            messages.LOCK_CONVERSATION_SQL["leaf"], cid, ada.id, some_id, None
+        ),
+        "append's lock, after a message": await explain(
+            messages.LOCK_CONVERSATION_SQL["after"], cid, ada.id, some_id, None, middle
         ),
         "siblings": await explain(history.SIBLINGS_SQL, cid, ada.id, middle),
         "switch_branch": await explain(history.TIPS_SQL, cid, ada.id, line[10].id),
@@ -589,7 +600,8 @@ async def test_hot_queries_use_their_indexes() -> None:
         "tree": await explain(history.TREE_SQL, cid, ada.id, start, some_id, 1001),
         "turn": await explain(history.TURN_SQL, cid, ada.id, some_id),
         "regenerate": await explain(history.ANSWERED_SQL, cid, ada.id, middle, 10_000),
-        "open calls": await explain(history.OPEN_CALLS_SQL, cid, ada.id, None),
+        "open calls": await explain(history.OPEN_CALLS_SQL[False], cid, ada.id),
+        "open calls to a leaf": await explain(history.OPEN_CALLS_SQL[True], cid, ada.id, middle),
         "all open calls": await explain(history.ALL_OPEN_CALLS_SQL, ada.id, 101),
         "conversations": await explain(conversations.CONVERSATIONS_SQL, ada.id, 51),
         "conversations after": await explain(
@@ -612,9 +624,12 @@ async def test_hot_queries_use_their_indexes() -> None:
     path = ("uidx_messages_segment_depth",)
     expected_index = {
         "history": path,
+        "history to a leaf": path,
         "history before": path,
         "history after": path,
+        "history after, to a leaf": path,
         "append's lock": ("idx_messages_history",),  # the newest message, when no leaf is set
+        "append's lock, after a message": ("uidx_messages_segment_depth",),
         "siblings": ("idx_messages_parent",),
         "switch_branch": ("idx_messages_forks",),
         "delete_branch": ("idx_messages_forks",),
@@ -622,6 +637,7 @@ async def test_hot_queries_use_their_indexes() -> None:
         "turn": ("idx_messages_turn",),
         "regenerate": ("messages_pkey",),
         "open calls": ("uidx_tool_calls_message_call",),
+        "open calls to a leaf": ("uidx_tool_calls_message_call",),
         "all open calls": ("idx_conversations_open",),
         "conversations": ("idx_conversations_user_activity",),
         "conversations after": ("idx_conversations_user_activity",),

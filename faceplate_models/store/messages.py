@@ -51,13 +51,19 @@ messages_of = builder(Message, COLUMNS)
 _KEYS: Final = frozenset({"role", "content", "tool_calls", "tool_results"})
 
 
-def _parent_sql(*, lock: bool) -> str:
-    # $1 conversation, $2 user, $3 the message to follow (NULL: the active leaf), $4 at the
-    # root instead, $5 the turn's first message and $6 its turn id (a repeat, if stored).
+def _parent_sql(place: str, *, lock: bool) -> str:
+    # $1 conversation, $2 user, $3 the turn's first message and $4 its turn id (a repeat, if
+    # either is stored), and for `after` $5, the message to follow.
     #
     # A row lock that had to wait returns the row's newest version, but the rest of the
     # statement still reads the snapshot taken before the wait, which lacks what the append
     # it waited for wrote: `stale` says so, and the caller reads again in a new statement.
+    follows = {
+        LEAF: f"LEFT JOIN LATERAL {paths.leaf('owned', '$2')} p ON true",
+        AFTER: f"LEFT JOIN LATERAL {paths.leaf('owned', '$2', '$5')} p ON true",
+        ROOT: "LEFT JOIN (SELECT NULL::uuid AS id, NULL::int AS depth, NULL::uuid AS "
+        "segment_id, NULL::jsonb AS open_calls) p ON true",
+    }[place]
     return f"""WITH owned AS (
         SELECT id, updated_at, active_leaf_id, xmin FROM faceplate.conversations
         WHERE id = $1 AND user_id = $2{" FOR NO KEY UPDATE" if lock else ""}
@@ -67,15 +73,21 @@ def _parent_sql(*, lock: bool) -> str:
             AS stale,
         EXISTS (SELECT 1 FROM faceplate.messages n WHERE n.segment_id = p.segment_id
                 AND n.depth = p.depth + 1 AND n.user_id = $2) AS continued,
-        EXISTS (SELECT 1 FROM faceplate.messages WHERE id = $5 AND user_id = $2)
+        EXISTS (SELECT 1 FROM faceplate.messages WHERE id = $3 AND user_id = $2)
         OR EXISTS (SELECT 1 FROM faceplate.messages
-                   WHERE conversation_id = $1 AND turn_id = $6 AND user_id = $2) AS repeated
-    FROM owned LEFT JOIN LATERAL {paths.leaf("owned", "$2", "$3")} p ON NOT $4"""
+                   WHERE conversation_id = $1 AND turn_id = $4 AND user_id = $2) AS repeated
+    FROM owned {follows}"""
 
 
+#: Where a turn goes: after the active leaf, after a given message, or at the root.
+LEAF: Final = "leaf"
+AFTER: Final = "after"
+ROOT: Final = "root"
 #: Ownership, the lock that orders the conversation's appends, and where the turn goes.
-LOCK_CONVERSATION_SQL: Final = _parent_sql(lock=True)
-PARENT_SQL: Final = _parent_sql(lock=False)
+LOCK_CONVERSATION_SQL: Final = {
+    place: _parent_sql(place, lock=True) for place in (LEAF, AFTER, ROOT)
+}
+PARENT_SQL: Final = {place: _parent_sql(place, lock=False) for place in (LEAF, AFTER, ROOT)}
 # $1 conversation, $2 user, $3 the time of the last message, $4 the ids, $5 the turn, then the
 # columns of each message ($6-$14), the calls made ($15-$18), the calls of earlier messages
 # answered ($19-$21), and the calls left open on the new active path ($22).
@@ -335,9 +347,16 @@ def _same_turn(drafts: Sequence[_Draft], rows: Sequence[asyncpg.Record]) -> bool
     )
 
 
-def _placed(row: asyncpg.Record, after: uuid.UUID | None, root: bool) -> asyncpg.Record | None:
+def _where(after: uuid.UUID | None, root: bool) -> tuple[str, tuple[uuid.UUID, ...]]:
+    """The shape of `_parent_sql` for a turn's place, and its extra parameter."""
+    if root:
+        return ROOT, ()
+    return (LEAF, ()) if after is None else (AFTER, (after,))
+
+
+def _placed(row: asyncpg.Record, after: uuid.UUID | None) -> asyncpg.Record | None:
     """The message a turn follows, from the row of `_parent_sql` (None: at the root)."""
-    if root or row["id"] is None:
+    if row["id"] is None:
         if after is not None:
             raise missing("message", after)
         return None
@@ -362,20 +381,21 @@ async def _append(
     client = current()
     ids = [d.id for d in drafts]
     at = now()
+    place, extra = _where(after, root)
+    args = (cid, uid, ids[0], turn, *extra)
 
     async def append(conn: Connection) -> list[asyncpg.Record]:
         async with client.atomic(conn):
             try:
                 row = await conn.fetchrow(
-                    LOCK_CONVERSATION_SQL, cid, uid, after, root, ids[0], turn,
-                    timeout=client.lock_wait,
-                )  # fmt: skip
+                    LOCK_CONVERSATION_SQL[place], *args, timeout=client.lock_wait
+                )
             except TimeoutError:  # asyncpg has asked the server to cancel the wait
                 raise client.waited_too_long() from None
             if row is None:
                 raise missing("conversation", cid)
             if row["stale"]:  # the lock waited for another append: see it
-                row = await conn.fetchrow(PARENT_SQL, cid, uid, after, root, ids[0], turn)
+                row = await conn.fetchrow(PARENT_SQL[place], *args)
                 assert row is not None  # noqa: S101 - the conversation is locked, not gone
             if row["repeated"]:  # what the first call stored
                 stored = list(await conn.fetch(STORED_SQL, cid, uid, ids, turn))
@@ -386,7 +406,7 @@ async def _append(
                         "needs a new turn_id (get_turn reads what is stored)"
                     )
                 return stored
-            plan = _plan(drafts, _placed(row, after, root))
+            plan = _plan(drafts, _placed(row, after))
             # After the previous activity, one microsecond apart, the last one now.
             last = max(at, row["updated_at"] + timedelta(microseconds=len(drafts)))
             made = plan.calls
@@ -493,10 +513,11 @@ async def check_turn(
     cid = as_uuid("conversation_id", conversation_id)
     where = _after(after)
     drafts = _drafts(messages)
-    row = await fetchrow(PARENT_SQL, cid, uid, where, False, drafts[0].id, None, user=uid)
+    place, extra = _where(where, False)
+    row = await fetchrow(PARENT_SQL[place], cid, uid, drafts[0].id, None, *extra, user=uid)
     if row is None:
         raise missing("conversation", cid)
-    _plan(drafts, _placed(row, where, False))
+    _plan(drafts, _placed(row, where))
 
 
 async def edit_message(
@@ -530,12 +551,15 @@ async def edit_message(
 
 
 __all__ = [
+    "AFTER",
     "APPEND_SQL",
     "COLUMNS",
+    "LEAF",
     "LOCK_CONVERSATION_SQL",
     "MAX_TURN_MESSAGES",
     "MAX_TURN_SIZE",
     "PARENT_SQL",
+    "ROOT",
     "append_message",
     "append_turn",
     "check_turn",

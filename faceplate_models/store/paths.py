@@ -9,18 +9,25 @@ depth) each, and the tree below a message is the segments that branch from its o
 from __future__ import annotations
 
 
-def leaf(conversation: str, user: str, chosen: str) -> str:
+def leaf(conversation: str, user: str, chosen: str | None = None) -> str:
     """A lateral subquery: the message a path ends at, in the conversation row `conversation`
-    (with `id` and `active_leaf_id`). `chosen` is a message id or NULL: then the active leaf,
-    or, when it is unset or gone (deleted through the ORM), the newest message, which is
-    always a leaf since a reply is newer than what it answers."""
+    (with `id` and `active_leaf_id`): message `chosen` (a parameter), or without one the
+    active leaf, or, when that is unset or gone (deleted through the ORM), the newest
+    message, which is always a leaf since a reply is newer than what it answers.
+
+    One statement per shape, never a `$n IS NULL` switch: a generic plan cannot fold such a
+    switch away, so PostgreSQL would plan the statement again on every call.
+    """
+    if chosen is not None:
+        return f"""(SELECT id, depth, segment_id, open_calls FROM faceplate.messages
+        WHERE id = {chosen} AND conversation_id = {conversation}.id AND user_id = {user})"""
     return f"""(
         (SELECT id, depth, segment_id, open_calls FROM faceplate.messages
-         WHERE id = COALESCE({chosen}::uuid, {conversation}.active_leaf_id)
+         WHERE id = {conversation}.active_leaf_id
            AND conversation_id = {conversation}.id AND user_id = {user})
         UNION ALL
         (SELECT id, depth, segment_id, open_calls FROM faceplate.messages
-         WHERE {chosen}::uuid IS NULL AND conversation_id = {conversation}.id AND user_id = {user}
+         WHERE conversation_id = {conversation}.id AND user_id = {user}
          ORDER BY created_at DESC, id DESC LIMIT 1)
         LIMIT 1)"""
 

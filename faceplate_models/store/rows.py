@@ -150,18 +150,30 @@ class Builder(Generic[M]):
     first use, once Tortoise has finished the models and read the configured zone.
     """
 
-    def __init__(self, model: type[M], columns: str, *, extra: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        model: type[M],
+        columns: str,
+        *,
+        extra: tuple[str, ...] = (),
+        given: tuple[str, ...] = (),
+    ) -> None:
         self.model = model
         self.columns = [column.strip() for column in columns.split(",")]
         # Computed columns after the model's (a message's siblings), kept as they come.
         self.extra = extra
-        self._build: Callable[[Any], M] | None = None
+        # Fields the caller knows, passed to `many` rather than fetched with every row.
+        self.given = given
+        self._build: Callable[..., M] | None = None
 
     def __call__(self, row: Any) -> M:
         return (self._build or self._compile())(row)
 
-    def many(self, rows: Sequence[Any]) -> list[M]:
-        return list(map(self._build or self._compile(), rows))
+    def many(self, rows: Sequence[Any], *given: object) -> list[M]:
+        build = self._build or self._compile()
+        if given:
+            return [build(row, *given) for row in rows]
+        return list(map(build, rows))
 
     def _compile(self) -> Callable[[Any], M]:
         meta = self.model._meta
@@ -191,17 +203,21 @@ class Builder(Generic[M]):
             entries.append(f"{column!r}: {convert or value}")
         for index, name in enumerate(self.extra, len(self.columns)):
             entries.append(f"{name!r}: row[{index}]")
+        entries += [f"{name!r}: given_{index}" for index, name in enumerate(self.given)]
+        # Without some of the model's fields it is a partial instance, as `.only()` makes.
+        partial = set(meta.db_fields) - set(self.columns) - set(self.given)
         custom_pk = meta.db_pk_column not in meta.generated_db_fields
         entries += [
-            "'_partial': False",
+            f"'_partial': {bool(partial)}",
             "'_saved_in_db': True",
             f"'_custom_generated_pk': {custom_pk}",
             "'_await_when_save': {}",
         ]
         # The helpers are default arguments: local names are the fastest to look up.
         helpers = ", ".join(f"{name}={name}" for name in scope)
+        given = "".join(f"given_{index}, " for index in range(len(self.given)))
         source = (
-            f"def build(row, {helpers}):\n"
+            f"def build(row, {given}{helpers}):\n"
             "    instance = new(model)\n"
             f"    set(instance, '__dict__', {{{', '.join(entries)}}})\n"
             "    return instance\n"
@@ -211,9 +227,12 @@ class Builder(Generic[M]):
         return self._build
 
 
-def builder(model: type[M], columns: str, *, extra: tuple[str, ...] = ()) -> Builder[M]:
-    """A `Builder` of `model` instances from rows of `columns` (then `extra` ones)."""
-    return Builder(model, columns, extra=extra)
+def builder(
+    model: type[M], columns: str, *, extra: tuple[str, ...] = (), given: tuple[str, ...] = ()
+) -> Builder[M]:
+    """A `Builder` of `model` instances from rows of `columns` (then `extra` ones), with the
+    fields `given` passed to `many`."""
+    return Builder(model, columns, extra=extra, given=given)
 
 
 def page(
