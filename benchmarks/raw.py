@@ -12,7 +12,7 @@ from uuid6 import uuid7
 
 from benchmarks.common import POOL, next_cursor, placed, position
 from faceplate_models.config import DatabaseTarget
-from faceplate_models.store import conversations, cursors, history, messages, tasks, users
+from faceplate_models.store import conversations, cursors, history, messages, tasks, usage, users
 
 
 class Raw:
@@ -75,6 +75,11 @@ class Raw:
             made: dict[str, uuid.UUID] = {}
             answered: dict[str, uuid.UUID] = {}
             open_sets = []
+            priced = list(
+                dict.fromkeys(
+                    (d.get("provider") or "", d["model"]) for d in drafts if d.get("usage")
+                )
+            )
             for message_id, draft in zip(ids, drafts, strict=True):
                 for result in draft.get("tool_results") or ():
                     opens.pop(result["tool_call_id"])
@@ -99,6 +104,12 @@ class Raw:
                 [segment for _, _, segment in places],
                 [None for _ in drafts],
                 open_sets,
+                [d.get("model") for d in drafts],
+                [d.get("provider") for d in drafts],
+                [d.get("finish_reason") for d in drafts],
+                [json.dumps(d["usage"]) if d.get("usage") else None for d in drafts],
+                [None for _ in drafts],
+                [None for _ in drafts],
                 [uuid7() for _ in made],
                 list(made),
                 list(made.values()),
@@ -107,6 +118,11 @@ class Raw:
                 [],
                 [],
                 len(opens),
+                None,
+                [uuid7() for _ in priced],
+                [provider for provider, _ in priced],
+                [model for _, model in priced],
+                [uuid7() for _ in priced],
             )
         return [self._message(row) for row in rows]
 
@@ -196,6 +212,30 @@ class Raw:
         return [dict(row) for row in rows[:limit]], next_cursor(
             rows, limit, cursors.TASKS, user_id, completed, "created_at"
         )
+
+    async def usage_summary(
+        self, *, user_id: uuid.UUID, since: Any, by: str = "day"
+    ) -> list[dict[str, Any]]:
+        assert self.pool is not None
+        until = datetime.now(UTC).date() + timedelta(days=1)
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(usage.USAGE_SQL[by], user_id, since, until)
+        found = [dict(row) for row in rows]
+        return sorted(found, key=lambda r: (-r["cost"], str((r["provider"], r["model"]))))
+
+    async def reserve(self, *, user_id: uuid.UUID, estimate: int, ttl: float) -> dict[str, Any]:
+        assert self.pool is not None
+        at = datetime.now(UTC)
+        today = at.date()
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.fetch(usage.LOCK_BUDGETS_SQL, user_id)
+            rows = await conn.fetch(
+                usage.RESERVE_SQL, user_id, uuid7(), estimate, at, at + timedelta(seconds=ttl),
+                today, today.replace(day=1),
+            )  # fmt: skip
+        if rows[0]["period"] is not None:
+            raise LookupError("budget exceeded")
+        return dict(rows[0])
 
     async def get_or_create_user(self, *, subject_id: str, email: str) -> dict[str, Any]:
         assert self.pool is not None

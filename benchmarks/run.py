@@ -87,6 +87,21 @@ SCALE = Size(20_000, 100_000, 1_000_000, 1_000_000, rounds=300, concurrent_calls
 #: at each fork the old answer's branch of `DEAD` messages (about 10,000 in all at 200).
 STRETCH = 39
 DEAD = 10
+USAGE_COLUMNS = [
+    "id",
+    "user_id",
+    "day",
+    "provider",
+    "model",
+    "answers",
+    "input_tokens",
+    "cached_input_tokens",
+    "cache_write_tokens",
+    "output_tokens",
+    "reasoning_tokens",
+    "cost",
+    "unpriced",
+]
 MESSAGE_COLUMNS = [
     "id",
     "conversation_id",
@@ -249,8 +264,34 @@ async def load(target: DatabaseTarget, size: Size) -> DataSet:
         ]
         columns = ["id", "user_id", "title", "description", "completed", "created_at", "updated_at"]
         await _copy(conn, "tasks", columns, tasks)
+        # A year of answers: the heavy user's rollups by day and model, and by conversation,
+        # and the prices and a budget they are read against.
+        models = [("openai", "gpt-bench"), ("anthropic", "claude-bench"), ("openai", "mini")]
+        days = [(start + timedelta(days=d)).date() for d in range(365)]
+        sums = [7, 1000, 100, 10, 500, 50, 1234, 0]
+        await _copy(
+            conn,
+            "usage_days",
+            USAGE_COLUMNS,
+            [(uuid.uuid4(), heavy, day, *model, *sums) for day in days for model in models],
+        )
+        await _copy(
+            conn,
+            "usage_rollups",
+            [*USAGE_COLUMNS, "conversation_id"],
+            [
+                (uuid.uuid4(), heavy, days[n % 365], *models[n % 3], *sums, c[0])
+                for n, c in enumerate(conversations[: size.conversations])
+            ],
+        )
+        for provider, model in models:
+            await fm.set_model_price(
+                provider=provider, model=model, starts_at=start, input=2_500_000,
+                cached_input=1_250_000, cache_write=3_125_000, output=10_000_000,
+            )  # fmt: skip
+        await fm.set_budget(user_id=heavy, period="month", limit=10**12)
         scratch = {}
-        for name, write in itertools.product(NAMES, ("append", "turn")):
+        for name, write in itertools.product(NAMES, ("append", "turn", "priced turn")):
             scratch[f"{name} {write}"] = await conn.fetchval(
                 """INSERT INTO faceplate.conversations (id, user_id, title, created_at, updated_at)
                    VALUES ($1, $2, $3, $4, $4) RETURNING id""",
@@ -309,12 +350,24 @@ def operations(data: DataSet, implementations: dict[str, Any]) -> dict[str, dict
         return {name: functools.partial(make, implementations[name]) for name in ("store", "raw")}
 
     b = data.branched
+    month_ago = datetime.now(UTC).date() - timedelta(days=30)
 
-    def turns(name: str, impl: Any) -> Awaitable[Any]:
+    def turns(name: str, impl: Any, priced: bool = False) -> Awaitable[Any]:
+        messages = turn(f"call_bench_{next(numbers)}")
+        if priced:  # what the model said it was, and used: priced and rolled up
+            usage = {
+                "input_tokens": 1200,
+                "cached_input_tokens": 800,
+                "cache_write_tokens": 0,
+                "output_tokens": 90,
+                "reasoning_tokens": 0,
+            }
+            messages[-1] = {**messages[-1], "model": "gpt-bench", "provider": "openai"}
+            messages[-1]["usage"] = usage
         written: Awaitable[Any] = impl.append_turn(
             user_id=h,
-            conversation_id=data.scratch[f"{name} turn"],
-            messages=turn(f"call_bench_{next(numbers)}"),
+            conversation_id=data.scratch[f"{name} {'priced turn' if priced else 'turn'}"],
+            messages=messages,
         )
         return written
 
@@ -331,6 +384,10 @@ def operations(data: DataSet, implementations: dict[str, Any]) -> dict[str, dict
         },
         "append_turn, 4 messages": {
             name: functools.partial(turns, name, impl) for name, impl in implementations.items()
+        },
+        "append_turn, 4 messages, priced": {
+            name: functools.partial(turns, name, implementations[name], True)
+            for name in ("store", "raw")
         },
         "get_history(100), newest": each(
             lambda i: i.get_history(user_id=h, conversation_id=c, limit=100)
@@ -356,6 +413,11 @@ def operations(data: DataSet, implementations: dict[str, Any]) -> dict[str, dict
         "get_siblings": both(
             lambda i: i.get_siblings(user_id=h, conversation_id=b, message_id=data.fork)
         ),
+        "usage_summary(by=model), 30 days": both(
+            lambda i: i.usage_summary(user_id=h, since=month_ago, by="model")
+        ),
+        # A hold that lapses at once, so that the holds of the rounds do not add up.
+        "reserve": both(lambda i: i.reserve(user_id=h, estimate=1000, ttl=0.001)),
         "list_conversations, first page": each(lambda i: i.list_conversations(user_id=h)),
         "list_conversations, later page": each(
             lambda i: i.list_conversations(user_id=h, cursor=data.conversations_cursor)
@@ -370,6 +432,10 @@ def operations(data: DataSet, implementations: dict[str, Any]) -> dict[str, dict
 def _id(item: Any) -> str:
     if isinstance(item, uuid.UUID):
         return str(item)
+    if isinstance(item, fm.Usage):  # a summary's row: its model, and what it sums
+        return str((*item.key, item.cost))  # type: ignore[misc]
+    if isinstance(item, dict) and "provider" in item and "id" not in item:
+        return str((item["provider"], item["model"], int(item["cost"])))
     return str(item["id"] if isinstance(item, dict) else item.id)
 
 
@@ -389,7 +455,7 @@ async def check(calls: dict[str, dict[str, Call]], target: DatabaseTarget) -> No
     """Every implementation returns the store's rows and cursors, and writes what it writes."""
     for operation, by_implementation in calls.items():
         results = {name: _shape(await call()) for name, call in by_implementation.items()}
-        if operation.startswith("append"):
+        if operation.startswith("append") or operation == "reserve":
             sizes = {name: len(ids) for name, (ids, _) in results.items()}
             assert set(sizes.values()) == {4 if "turn" in operation else 1}, (operation, sizes)
             continue
@@ -649,6 +715,13 @@ def verdicts(
             f"- get_history(100), {page}: along {size.forks} branches {tree / line:.2f}x the "
             f"linear history (target <= 1.25x: {verdict})"
         )
+    priced = medians["append_turn, 4 messages, priced"]["store"]
+    plain = medians["append_turn, 4 messages"]["store"]
+    verdict = "met" if priced / plain <= 1.1 else "MISSED"
+    lines.append(
+        f"- append_turn of 4 with usage and cost: {priced / plain:.2f}x the same turn without "
+        f"(target <= 1.1x: {verdict})"
+    )
     turn_ratio = medians["append_turn, 4 messages"]["store"] / medians["append_message"]["store"]
     verdict = "met" if turn_ratio <= 1.5 else "MISSED"
     lines.append(

@@ -12,7 +12,7 @@ import math
 import os
 import re
 import ssl
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,9 @@ from faceplate_models.errors import ConfigError
 
 SCHEMA = "faceplate"
 APP = "models"
+#: The Tortoise app of an application's own models (`init_db(models=[...])`): foreign keys to
+#: this package's models name them `models.User`, and its migrations are Aerich's for `app`.
+APPLICATION_APP = "app"
 MODEL_MODULES = ["faceplate_models.models", "aerich.models"]
 APPLICATION_NAME = "faceplate-models"
 #: The Tortoise engine: Tortoise's asyncpg client with the rules of `faceplate_models.engine`.
@@ -362,6 +365,7 @@ def tortoise_config(
     *,
     migrating: bool = False,
     replicas: tuple[DatabaseTarget, ...] = (),
+    app_models: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The dict that `Tortoise.init` and Aerich read.
 
@@ -376,12 +380,10 @@ def tortoise_config(
     connections = {"default": _connection(target, settings, migrating=migrating)}
     for number, replica in enumerate(replicas, 1):
         connections[REPLICA.format(number)] = _connection(replica, settings, replica=True)
-    return {
-        "connections": connections,
-        "apps": {APP: {"models": list(MODEL_MODULES), "default_connection": "default"}},
-        "use_tz": True,
-        "timezone": "UTC",
-    }
+    apps = {APP: {"models": list(MODEL_MODULES), "default_connection": "default"}}
+    if app_models:
+        apps[APPLICATION_APP] = {"models": list(app_models), "default_connection": "default"}
+    return {"connections": connections, "apps": apps, "use_tz": True, "timezone": "UTC"}
 
 
 def _connection(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager, suppress
 from typing import Any
 
@@ -75,13 +75,19 @@ def resolve_migration_target(
 
 
 def resolve_tortoise_config(
-    url: str | None = None, settings: Settings | None = None, *, migrating: bool = False
+    url: str | None = None,
+    settings: Settings | None = None,
+    *,
+    migrating: bool = False,
+    app_models: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """The Tortoise/Aerich config for `url`, the environment, or the embedded server."""
+    """The Tortoise/Aerich config for `url`, the environment, or the embedded server, with an
+    application's own model modules as the Tortoise app `app` (see `init_db(models=...)`)."""
     settings = settings or load_settings()
     if migrating:
-        return tortoise_config(resolve_migration_target(settings, url), settings, migrating=True)
-    return tortoise_config(resolve_target(settings, url), settings)
+        target = resolve_migration_target(settings, url)
+        return tortoise_config(target, settings, migrating=True, app_models=app_models)
+    return tortoise_config(resolve_target(settings, url), settings, app_models=app_models)
 
 
 def _claim_loop() -> None:
@@ -101,7 +107,11 @@ def _claim_loop() -> None:
 
 
 async def init_db(
-    url: str | None = None, *, migrate: bool = False, settings: Settings | None = None
+    url: str | None = None,
+    *,
+    migrate: bool = False,
+    settings: Settings | None = None,
+    models: Sequence[str] = (),
 ) -> None:
     """Initialise Tortoise for every task of the process, open the pool and probe the server.
 
@@ -110,6 +120,10 @@ async def init_db(
     pending migrations are applied (on FACEPLATE_MIGRATION_DATABASE_URL when it is set)
     before it returns; without it, a database whose schema is missing or behind this
     release is a `MigrationError` naming the command to run.
+
+    `models` names the application's own Tortoise model modules: they are registered in the
+    same context, as the Tortoise app `app`, so that their foreign keys may name this
+    package's models (`"models.User"`); their tables are the application's to migrate.
     """
     settings = settings or load_settings()
     target = resolve_target(settings, url)
@@ -117,7 +131,7 @@ async def init_db(
         parse_database_url(replica, variable="FACEPLATE_DATABASE_REPLICA_URLS")
         for replica in settings.replica_urls
     )
-    config = tortoise_config(target, settings, replicas=replica_targets)
+    config = tortoise_config(target, settings, replicas=replica_targets, app_models=models)
     embedded = url is None and settings.database_url is None
     secrets.use(
         secrets.KeyRing(settings.secret_keys)
@@ -196,10 +210,14 @@ async def close_db() -> None:
 
 @asynccontextmanager
 async def database(
-    url: str | None = None, *, migrate: bool = False, settings: Settings | None = None
+    url: str | None = None,
+    *,
+    migrate: bool = False,
+    settings: Settings | None = None,
+    models: Sequence[str] = (),
 ) -> AsyncIterator[None]:
     """`init_db` on entry and `close_db` on exit, even when the body raises."""
-    await init_db(url, migrate=migrate, settings=settings)
+    await init_db(url, migrate=migrate, settings=settings, models=models)
     try:
         yield
     finally:

@@ -95,7 +95,12 @@ class Conflict(FaceplateError):
     """The write would break a uniqueness rule, such as one email per user."""
 
 
+class BudgetExceeded(FaceplateError):
+    """A reservation would take the user past a budget's limit for its period."""
+
+
 __all__ = [
+    "BudgetExceeded",
     "ConfigError",
     "Conflict",
     "ConnectionLost",

@@ -18,8 +18,8 @@ more: the package's message, which may name hosts, databases and settings, goes 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -28,6 +28,7 @@ from fastapi.responses import JSONResponse
 
 from faceplate_models.db import database
 from faceplate_models.errors import (
+    BudgetExceeded,
     ConfigError,
     Conflict,
     DatabaseError,
@@ -71,6 +72,7 @@ _BUSY = Response(503, f"the database is busy; try again in {BUSY_RETRY_AFTER} s"
 RESPONSES: Final[dict[type[FaceplateError], Response]] = {
     NotFound: Response(404),
     Conflict: Response(409),
+    BudgetExceeded: Response(402),
     ValidationError: Response(422),
     DatabaseUnavailable: _UNAVAILABLE,
     LockTimeout: _BUSY,
@@ -99,6 +101,20 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     development) and `close_db()` at shutdown."""
     async with database():
         yield
+
+
+def lifespan_with(
+    *, models: Sequence[str] = ()
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """`lifespan`, registering the application's own model modules too (`init_db(models=...)`):
+    `FastAPI(lifespan=lifespan_with(models=["myapp.models"]))`."""
+
+    @asynccontextmanager
+    async def with_models(app: FastAPI) -> AsyncIterator[None]:
+        async with database(models=models):
+            yield
+
+    return with_models
 
 
 def _where(request: Request, loc: Sequence[str | int]) -> list[str | int]:
@@ -133,4 +149,11 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(FaceplateError, _handle)
 
 
-__all__ = ["RESPONSES", "Response", "install_error_handlers", "lifespan", "response_for"]
+__all__ = [
+    "RESPONSES",
+    "Response",
+    "install_error_handlers",
+    "lifespan",
+    "lifespan_with",
+    "response_for",
+]

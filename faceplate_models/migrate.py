@@ -91,9 +91,9 @@ def migrations_location() -> Path:
     return packaged if packaged.is_dir() else Path(__file__).parent.parent / "migrations"
 
 
-def version_files(location: Path | None = None) -> list[str]:
-    """The version files in order, as Aerich names them (`0_..._init.py`, ...)."""
-    folder = Path(location or migrations_location()) / APP  # where Aerich keeps an app's files
+def version_files(location: Path | None = None, app: str = APP) -> list[str]:
+    """The version files of `app` in order, as Aerich names them (`0_..._init.py`, ...)."""
+    folder = Path(location or migrations_location()) / app  # where Aerich keeps an app's files
     if not folder.is_dir():
         raise MigrationError(f"there is no migrations folder at {folder}")
     numbered = [p.name for p in folder.glob("*.py") if p.name.split("_", 1)[0].isdigit()]
@@ -132,14 +132,14 @@ async def _connect(config: dict[str, Any]) -> asyncpg.Connection:
         raise connect_error(exc, _target(config).describe()) from exc
 
 
-async def _applied(conn: asyncpg.Connection) -> list[str] | None:
+async def _applied(conn: asyncpg.Connection, app: str = APP) -> list[str] | None:
     """The applied versions in order, or None when there is no version table."""
     if await conn.fetchval("SELECT to_regclass($1)", VERSION_TABLE) is None:
         return None
     try:
         rows = await conn.fetch(
             f"SELECT version FROM {VERSION_TABLE} WHERE app = $1 ORDER BY id",
-            APP,
+            app,
         )
     except asyncpg.PostgresError as exc:
         raise MigrationError(
@@ -149,10 +149,10 @@ async def _applied(conn: asyncpg.Connection) -> list[str] | None:
     return [row["version"] for row in rows]
 
 
-async def _guard(conn: asyncpg.Connection) -> list[str]:
+async def _guard(conn: asyncpg.Connection, app: str = APP) -> list[str]:
     """The applied versions, refusing a schema that has tables but no version history."""
-    applied = await _applied(conn)
-    if not applied:
+    applied = await _applied(conn, app)
+    if not applied and app == APP:
         tables = await conn.fetch(
             "SELECT tablename FROM pg_tables WHERE schemaname = $1 AND tablename <> 'aerich'",
             SCHEMA,
@@ -168,10 +168,10 @@ async def _guard(conn: asyncpg.Connection) -> list[str]:
     return applied or []
 
 
-async def _guarded(config: dict[str, Any]) -> list[str]:
+async def _guarded(config: dict[str, Any], app: str = APP) -> list[str]:
     conn = await _connect(config)
     try:
-        return await _guard(conn)
+        return await _guard(conn, app)
     finally:
         await conn.close()
 
@@ -232,12 +232,12 @@ async def verify_schema(client: FaceplateClient, location: Path | None = None) -
         )
 
 
-async def _command(config: dict[str, Any], location: Path | None) -> Command:
+async def _command(config: dict[str, Any], location: Path | None, app: str = APP) -> Command:
     from aerich import Command  # the migration tool, for the processes that migrate only
 
     await Tortoise.init(config=config)
     command = Command(
-        tortoise_config=config, app=APP, location=str(location or migrations_location())
+        tortoise_config=config, app=app, location=str(location or migrations_location())
     )
     await command.init()
     return command
@@ -264,7 +264,9 @@ async def _holder(conn: asyncpg.Connection) -> str:
 
 
 @asynccontextmanager
-async def _locked(config: dict[str, Any], lock_timeout: float) -> AsyncIterator[list[str]]:
+async def _locked(
+    config: dict[str, Any], lock_timeout: float, app: str = APP
+) -> AsyncIterator[list[str]]:
     """Hold the migration lock for the block; yields the applied versions, read under it.
 
     Each statement here commits by itself, so the connection holds the lock and no snapshot.
@@ -279,7 +281,7 @@ async def _locked(config: dict[str, Any], lock_timeout: float) -> AsyncIterator[
                     f"is still held, by {await _holder(conn)}; nothing was changed"
                 )
             await asyncio.sleep(_LOCK_POLL)
-        yield await _guard(conn)
+        yield await _guard(conn, app)
     finally:
         await conn.close()  # the session's lock goes with it
 
@@ -289,17 +291,20 @@ async def upgrade(
     location: Path | None = None,
     *,
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+    app: str = APP,
 ) -> list[str]:
     """Apply every pending migration, each in its own transaction; return the applied names.
 
     Concurrent callers queue on the lock; the ones that get it after the first find
-    nothing left to do. `config` must be a migration config (`migrating=True`).
+    nothing left to do. `config` must be a migration config (`migrating=True`). `app` and
+    `location` name another Tortoise app's migrations (an application's own, see
+    `init_db(models=...)`), applied the same way, under the same lock.
     """
-    files = version_files(location)
-    async with _locked(config, lock_timeout) as before:
+    files = version_files(location, app)
+    async with _locked(config, lock_timeout, app) as before:
 
         async def work() -> list[str]:
-            command = await _command(config, location)
+            command = await _command(config, location, app)
             try:
                 return list(await command.upgrade(run_in_transaction=True))
             finally:
@@ -310,7 +315,7 @@ async def upgrade(
             try:
                 return done + await _isolated(work())
             except Exception as exc:
-                applied = await _guarded(config)
+                applied = await _guarded(config, app)
                 done = [v for v in files if v in applied and v not in before]
                 failed = next((v for v in files if v not in applied), "?")
                 if _lock_timed_out(exc) and attempt < DDL_ATTEMPTS:
@@ -325,7 +330,7 @@ async def upgrade(
                     )
                     await asyncio.sleep(DDL_LOCK_TIMEOUT * (1 + random.random()))  # noqa: S311
                     continue
-                if failed != "?" and not _transactional(location, failed):
+                if failed != "?" and not _transactional(location, app, failed):
                     raise MigrationError(
                         f"migration {failed} failed partway ({type(exc).__name__}: {exc}); its "
                         "steps commit one by one and resume where they stopped: run the "
@@ -347,9 +352,9 @@ def _lock_timed_out(exc: BaseException | None) -> bool:
     return False
 
 
-def _transactional(location: Path | None, version: str) -> bool:
+def _transactional(location: Path | None, app: str, version: str) -> bool:
     """Whether the version file runs in one transaction (Aerich's default)."""
-    folder = Path(location or migrations_location()) / APP
+    folder = Path(location or migrations_location()) / app
     text = (folder / version).read_text()
     return re.search(r"^RUN_IN_TRANSACTION\s*=\s*False", text, re.M) is None
 

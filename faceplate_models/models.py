@@ -24,6 +24,9 @@ TITLE_MAX = 200
 MCP_NAME_MAX = 100
 TASK_TITLE_MAX = 500
 TOOL_CALL_ID_MAX = 256
+MODEL_NAME_MAX = 200
+PROVIDER_MAX = 64
+FINISH_REASON_MAX = 64
 
 
 class Role(StrEnum):
@@ -63,6 +66,10 @@ class User(Model):
     conversations: fields.ReverseRelation[Conversation]
     mcp_configs: fields.ReverseRelation[MCPConfig]
     tasks: fields.ReverseRelation[Task]
+    usage_days: fields.ReverseRelation[UsageDay]
+    usage_rollups: fields.ReverseRelation[UsageRollup]
+    budgets: fields.ReverseRelation[Budget]
+    holds: fields.ReverseRelation[Hold]
 
     class Meta:
         schema = SCHEMA
@@ -90,6 +97,10 @@ class Conversation(Model):
     open_calls = fields.IntField(
         default=0, description="tool calls still waiting for a result on the active path"
     )
+    settings: Any = fields.JSONField(
+        null=True, description="model, provider, system_prompt, mcp_servers"
+    )
+    metadata: Any = fields.JSONField(null=True, description="the application's own")
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
 
@@ -150,6 +161,14 @@ class Message(Model):
     open_calls: Any = fields.JSONField(
         null=True, description="tool calls waiting for a result on its path: call id -> message"
     )
+    # What an assistant's answer was and cost.
+    model = fields.CharField(max_length=MODEL_NAME_MAX, null=True)
+    provider = fields.CharField(max_length=PROVIDER_MAX, null=True)
+    finish_reason = fields.CharField(max_length=FINISH_REASON_MAX, null=True)
+    usage: Any = fields.JSONField(null=True, description="tokens and latency, normalised")
+    cost = fields.BigIntField(null=True, description="micro-units, at the price in force")
+    thinking: Any = fields.JSONField(null=True, description="the model's thinking blocks")
+    metadata: Any = fields.JSONField(null=True, description="the application's own")
     created_at = fields.DatetimeField(auto_now_add=True)
     turn_id = fields.UUIDField(null=True, description="the append_turn call that stored it")
 
@@ -256,6 +275,154 @@ class ToolCall(Model):
         return f"{self.call_id} ({'answered' if self.result_message_id else 'open'})"
 
 
+class ModelPrice(Model):
+    """What a model costs from a moment on: micro-units of one currency per million tokens."""
+
+    id = fields.UUIDField(primary_key=True, default=uuid7)
+    provider = fields.CharField(max_length=PROVIDER_MAX)
+    model = fields.CharField(max_length=MODEL_NAME_MAX)
+    starts_at = fields.DatetimeField(description="in force from then until the next price")
+    input = fields.BigIntField(description="per million uncached input tokens")
+    cached_input = fields.BigIntField(description="per million input tokens read from cache")
+    cache_write = fields.BigIntField(description="per million input tokens written to cache")
+    output = fields.BigIntField(description="per million output tokens, reasoning included")
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        schema = SCHEMA
+        table = "model_prices"
+        # One price per model and moment; the price in force is the latest one before.
+        indexes = (
+            UniqueIndex(fields=("provider", "model", "starts_at"), name="uidx_model_prices_starts"),
+        )
+
+    def __str__(self) -> str:
+        return f"{self.provider}/{self.model} from {self.starts_at:%Y-%m-%d}"
+
+
+class UsageDay(Model):
+    """A user's answers and their cost, summed per UTC day and model: what summaries by day or
+    model, and budgets, read (a few rows a day, however many conversations)."""
+
+    id = fields.UUIDField(primary_key=True, default=uuid7)
+    user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="usage_days", on_delete=fields.CASCADE
+    )
+    day = fields.DateField(description="UTC")
+    provider = fields.CharField(max_length=PROVIDER_MAX)
+    model = fields.CharField(max_length=MODEL_NAME_MAX)
+    answers = fields.BigIntField(default=0)
+    input_tokens = fields.BigIntField(default=0)
+    cached_input_tokens = fields.BigIntField(default=0)
+    cache_write_tokens = fields.BigIntField(default=0)
+    output_tokens = fields.BigIntField(default=0)
+    reasoning_tokens = fields.BigIntField(default=0)
+    cost = fields.BigIntField(default=0, description="micro-units")
+    unpriced = fields.BigIntField(default=0, description="answers with no price in force")
+
+    if TYPE_CHECKING:
+        user_id: Any
+
+    class Meta:
+        schema = SCHEMA
+        table = "usage_days"
+        # The append's upsert, and a user's days in order (serves the user's key).
+        indexes = (
+            UniqueIndex(fields=("user_id", "day", "provider", "model"), name="uidx_usage_days_key"),
+        )
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.provider}/{self.model}: {self.answers} answers"
+
+
+class UsageRollup(Model):
+    """A user's answers and their cost, summed per day, conversation and model: what a summary
+    by conversation reads."""
+
+    id = fields.UUIDField(primary_key=True, default=uuid7)
+    user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="usage_rollups", on_delete=fields.CASCADE
+    )
+    # Not a foreign key: what was spent stays spent when a conversation is deleted, or a
+    # user could delete one to spend its budget again.
+    conversation_id = fields.UUIDField(description="the conversation, even once deleted")
+    day = fields.DateField(description="UTC")
+    provider = fields.CharField(max_length=PROVIDER_MAX)
+    model = fields.CharField(max_length=MODEL_NAME_MAX)
+    answers = fields.BigIntField(default=0)
+    input_tokens = fields.BigIntField(default=0)
+    cached_input_tokens = fields.BigIntField(default=0)
+    cache_write_tokens = fields.BigIntField(default=0)
+    output_tokens = fields.BigIntField(default=0)
+    reasoning_tokens = fields.BigIntField(default=0)
+    cost = fields.BigIntField(default=0, description="micro-units")
+    unpriced = fields.BigIntField(default=0, description="answers with no price in force")
+
+    if TYPE_CHECKING:
+        user_id: Any
+
+    class Meta:
+        schema = SCHEMA
+        table = "usage_rollups"
+        # The append's upsert, and a user's days in order (serves the user's key).
+        indexes = (
+            UniqueIndex(
+                fields=("user_id", "day", "conversation_id", "provider", "model"),
+                name="uidx_usage_rollups_key",
+            ),
+        )
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.provider}/{self.model}: {self.answers} answers"
+
+
+class Budget(Model):
+    """A user's spending limit per day or per month, in micro-units."""
+
+    id = fields.UUIDField(primary_key=True, default=uuid7)
+    user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="budgets", on_delete=fields.CASCADE
+    )
+    period = fields.CharField(max_length=8, description="day or month (UTC)")
+    limit = fields.BigIntField(source_field="spend_limit", description="micro-units per period")
+    created_at = fields.DatetimeField(auto_now_add=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    if TYPE_CHECKING:
+        user_id: Any
+
+    class Meta:
+        schema = SCHEMA
+        table = "budgets"
+        indexes = (UniqueIndex(fields=("user_id", "period"), name="uidx_budgets_user_period"),)
+
+    def __str__(self) -> str:
+        return f"{self.limit} per {self.period}"
+
+
+class Hold(Model):
+    """Money set aside for an answer being produced, until it is stored or given back."""
+
+    id = fields.UUIDField(primary_key=True, default=uuid7)
+    user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="holds", on_delete=fields.CASCADE
+    )
+    amount = fields.BigIntField(description="micro-units, the caller's estimate")
+    expires_at = fields.DatetimeField(description="a crashed worker's hold lapses then")
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    if TYPE_CHECKING:
+        user_id: Any
+
+    class Meta:
+        schema = SCHEMA
+        table = "holds"
+        indexes = (Index(fields=("user_id", "expires_at"), name="idx_holds_user"),)
+
+    def __str__(self) -> str:
+        return f"{self.amount} until {self.expires_at:%H:%M:%S}"
+
+
 class MCPConfig(Model):
     """A user's connection settings for one MCP server, by a name unique to that user."""
 
@@ -319,10 +486,36 @@ class Task(Model):
 
 
 #: The package's tables, parents before children.
-MODELS = (User, Conversation, Message, ToolCall, MCPConfig, Task)
+MODELS = (
+    User,
+    Conversation,
+    Message,
+    ToolCall,
+    ModelPrice,
+    UsageDay,
+    UsageRollup,
+    Budget,
+    Hold,
+    MCPConfig,
+    Task,
+)
 
 # Aerich's version table has no schema of its own and would land wherever search_path
 # points (`public` through a transaction pooler); it belongs to this schema.
 Aerich._meta.schema = SCHEMA
 
-__all__ = ["MODELS", "Conversation", "MCPConfig", "Message", "Role", "Task", "ToolCall", "User"]
+__all__ = [
+    "MODELS",
+    "Budget",
+    "Conversation",
+    "Hold",
+    "MCPConfig",
+    "Message",
+    "ModelPrice",
+    "Role",
+    "Task",
+    "ToolCall",
+    "UsageDay",
+    "UsageRollup",
+    "User",
+]

@@ -14,8 +14,13 @@ with one line saying what to install. Async fixtures share the session's event l
   `init_db`, and dropped at the end. For the session, FACEPLATE_DATABASE_URL names it, so an
   application's own `init_db()` (in its lifespan, say) connects there too, and, unless set,
   FACEPLATE_SECRET_KEYS holds a throwaway key.
-- `faceplate_db`: the same, with every `faceplate` table emptied before the test, and the
-  package initialised again if the previous test's application closed it.
+- `faceplate_db`: the same, with every table emptied before the test (the application's
+  too), and the package initialised again if the previous test's application closed it.
+
+An application's own models (`init_db(models=...)`) are registered when the pytest
+configuration names them (`faceplate_app_models`, one module per line); their tables are
+made by the application's Aerich migrations when `faceplate_app_migrations` names their
+folder, else straight from the models.
 
 The package itself is imported when a fixture runs, not when pytest loads the plugin: a
 test suite that never asks for a database pays nothing for it.
@@ -92,17 +97,39 @@ async def drop_database(server: DatabaseTarget, database: str) -> None:
 
 
 async def truncate_tables() -> None:
-    """Empty every table of the package's models (Aerich's version table stays).
+    """Empty every table of the registered models, the application's too (Aerich's version
+    table stays).
 
     Tortoise's own `truncate_all_models` issues unqualified names, which miss the schema.
     """
-    from tortoise import connections
+    from tortoise import Tortoise, connections
 
-    from faceplate_models.config import SCHEMA
-    from faceplate_models.models import MODELS
-
-    tables = ", ".join(f'"{SCHEMA}"."{model._meta.db_table}"' for model in MODELS)
+    tables = ", ".join(
+        ".".join(f'"{part}"' for part in (model._meta.schema, model._meta.db_table) if part)
+        for app in Tortoise.apps.values()
+        for model in app.values()
+        if model._meta.db_table != "aerich"
+    )
     await connections.get("default").execute_script(f"TRUNCATE {tables} CASCADE")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addini(
+        "faceplate_app_models",
+        "the application's Tortoise model modules, registered with init_db(models=...)",
+        type="linelist",
+        default=[],
+    )
+    parser.addini(
+        "faceplate_app_migrations",
+        "the folder of the application's Aerich migrations (holding app/); without it, its "
+        "tables are made straight from its models",
+        default="",
+    )
+
+
+def _app_models(config: pytest.Config) -> list[str]:
+    return list(config.getini("faceplate_app_models"))
 
 
 @pytest.fixture(scope="session")
@@ -121,9 +148,12 @@ def faceplate_server() -> Iterator[DatabaseTarget]:
     yield server_target(server)
 
 
-async def _session_database(server: DatabaseTarget) -> AsyncIterator[DatabaseTarget]:
+async def _session_database(
+    server: DatabaseTarget, config: pytest.Config
+) -> AsyncIterator[DatabaseTarget]:
     from faceplate_models.db import close_db, init_db
 
+    models = _app_models(config)
     target = await create_database(server)
     session = {"FACEPLATE_DATABASE_URL": target.url()}
     if not os.environ.get("FACEPLATE_SECRET_KEYS"):  # a throwaway key seals the tests' secrets
@@ -131,7 +161,11 @@ async def _session_database(server: DatabaseTarget) -> AsyncIterator[DatabaseTar
     before = {name: os.environ.get(name) for name in session}
     os.environ.update(session)
     try:
-        await init_db(migrate=True)
+        await init_db(migrate=True, models=models)
+        if models:
+            await _application_tables(
+                target, models, str(config.getini("faceplate_app_migrations"))
+            )
         yield target
     finally:
         for name, value in before.items():
@@ -143,13 +177,27 @@ async def _session_database(server: DatabaseTarget) -> AsyncIterator[DatabaseTar
         await drop_database(server, target.database)
 
 
-async def _emptied(database: DatabaseTarget) -> DatabaseTarget:
+async def _application_tables(target: DatabaseTarget, models: list[str], folder: str) -> None:
+    """The application's tables: by its own migrations when it has them, else its models."""
+    from tortoise import Tortoise
+
+    from faceplate_models.config import APPLICATION_APP, load_settings, tortoise_config
+    from faceplate_models.migrate import upgrade
+
+    if not folder:
+        await Tortoise.generate_schemas(safe=True)
+        return
+    config = tortoise_config(target, load_settings(), migrating=True, app_models=models)
+    await upgrade(config, Path(folder), app=APPLICATION_APP)
+
+
+async def _emptied(database: DatabaseTarget, config: pytest.Config) -> DatabaseTarget:
     from tortoise import Tortoise
 
     from faceplate_models.db import init_db
 
     if not Tortoise.is_inited():  # the previous test's application closed it
-        await init_db(database.url())
+        await init_db(database.url(), models=_app_models(config))
     await truncate_tables()
     return database
 
@@ -157,15 +205,19 @@ async def _emptied(database: DatabaseTarget) -> DatabaseTarget:
 if pytest_asyncio is not None:
 
     @pytest_asyncio.fixture(scope="session", loop_scope="session")
-    async def faceplate_database(faceplate_server: DatabaseTarget) -> AsyncIterator[DatabaseTarget]:
+    async def faceplate_database(
+        faceplate_server: DatabaseTarget, pytestconfig: pytest.Config
+    ) -> AsyncIterator[DatabaseTarget]:
         """A database of its own for the session, built by the real migrations and initialised."""
-        async for target in _session_database(faceplate_server):
+        async for target in _session_database(faceplate_server, pytestconfig):
             yield target
 
     @pytest_asyncio.fixture(loop_scope="session")
-    async def faceplate_db(faceplate_database: DatabaseTarget) -> DatabaseTarget:
-        """The session's database with every `faceplate` table emptied before the test."""
-        return await _emptied(faceplate_database)
+    async def faceplate_db(
+        faceplate_database: DatabaseTarget, pytestconfig: pytest.Config
+    ) -> DatabaseTarget:
+        """The session's database with every table emptied before the test."""
+        return await _emptied(faceplate_database, pytestconfig)
 
 else:
 

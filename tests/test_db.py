@@ -8,12 +8,13 @@ import socket
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 from tortoise import Tortoise, connections
 
 import faceplate_models as fm
-from faceplate_models.config import DatabaseTarget, Settings, tortoise_config
+from faceplate_models.config import APPLICATION_APP, DatabaseTarget, Settings, tortoise_config
 from faceplate_models.db import resolve_target
 from faceplate_models.errors import ConfigError, DatabaseUnavailable, MigrationError
 from faceplate_models.migrate import downgrade, upgrade, version_files
@@ -206,3 +207,39 @@ async def test_a_database_behind_is_refused_and_one_ahead_is_served(
         await fm.init_db(empty_database.url())
     [line] = [r.getMessage() for r in caplog.records if "newer release" in r.getMessage()]
     assert "99_20991231000000_from_the_future.py" in line and files[-1] in line
+
+
+APP_MIGRATION = '''from tortoise import BaseDBAsyncClient
+
+
+async def upgrade(db: BaseDBAsyncClient) -> str:
+    return """CREATE TABLE "app_notes" (
+        "id" SERIAL PRIMARY KEY,
+        "user_id" UUID NOT NULL REFERENCES "faceplate"."users" ("id") ON DELETE CASCADE,
+        "text" TEXT NOT NULL)"""
+
+
+async def downgrade(db: BaseDBAsyncClient) -> str:
+    return 'DROP TABLE "app_notes"'
+'''
+
+
+async def test_the_applications_own_models_live_beside_the_packages(
+    empty_database: DatabaseTarget, tmp_path: Path
+) -> None:
+    from tests.app_models import Note
+
+    models = ["tests.app_models"]
+    await fm.init_db(empty_database.url(), migrate=True, models=models)
+    # The application's migrations: Aerich's, for the Tortoise app `app`, under the same lock.
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "0_20270101000000_notes.py").write_text(APP_MIGRATION)
+    config = tortoise_config(empty_database, Settings(), migrating=True, app_models=models)
+    assert await upgrade(config, tmp_path, app=APPLICATION_APP) == ["0_20270101000000_notes.py"]
+    assert await upgrade(config, tmp_path, app=APPLICATION_APP) == []
+
+    user = await fm.get_or_create_user(subject_id="notes", email="notes@example.com")
+    await Note.create(user_id=user.id, text="Call the plumber")
+    assert [n.text for n in await Note.filter(user_id=user.id)] == ["Call the plumber"]
+    await fm.delete_user(user_id=user.id)
+    assert await Note.all().count() == 0  # the user's data, the application's included

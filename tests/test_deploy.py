@@ -11,6 +11,7 @@ import shutil
 import time
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -54,20 +55,32 @@ async def every_store_call(n: int) -> set[str]:
     at: dict[str, Any] = {**me, "conversation_id": chat.id}
     await call("get_conversation", **at)
     await call("rename_conversation", **at, title="tour, renamed")
+    settings = {"model": "m1", "system_prompt": "Be brief."}
+    await call("update_conversation", **at, settings=settings, metadata={"tour": n})
     assert [c.id for c in (await call("list_conversations", **me)).items] == [chat.id]
     await call("append_message", **at, role="user", content="What is open?")
     await call("append_message", **at, role="assistant", tool_calls=[CALL])
     assert len(await call("list_open_tool_calls", **me)) == 1
-    turn = [
+    turn: list[dict[str, Any]] = [
         {"role": "tool", "tool_results": [{"tool_call_id": "call_1", "content": "nothing"}]},
         {"role": "assistant", "content": "Nothing is open."},
     ]
     await call("check_turn", **at, messages=turn)
     turn_id = uuid.uuid4()
-    await call("append_turn", **at, messages=turn, turn_id=turn_id)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    prices = {"input": 1_000_000, "cached_input": 0, "cache_write": 0, "output": 2_000_000}
+    await call("set_model_price", provider="p", model="m1", starts_at=start, **prices)
+    await call("set_budget", **me, period="month", limit=1_000)
+    hold = await call("reserve", **me, estimate=100)
+    turn[1] = {**turn[1], "model": "m1", "provider": "p", "usage": {"input_tokens": 3}}
+    await call("append_turn", **at, messages=turn, turn_id=turn_id, hold=hold)
+    [spent] = await call("usage_summary", **me, since=start, by="model")
+    assert spent.cost == 3
+    await call("release", **me, hold=await fm.reserve(**me, estimate=1))
     assert len(await call("get_turn", **at, turn_id=turn_id)) == 2
     history = await call("get_history", **at, limit=2)
     assert [m.content for m in history.items] == [None, "Nothing is open."]
+    assert history.system == "Be brief."
     assert len((await call("get_history", **at, before=history.next_cursor)).items) == 2
     question = (await fm.get_history(**at, limit=4)).items[0]
     edited = await call("edit_message", **at, message_id=question.id, content="What is due?")

@@ -22,6 +22,7 @@ WHERE = 'database "secret_db" on db.internal port 5432 as user "app"'
 EXPECTED: dict[str, tuple[int, str | None]] = {
     "NotFound": (404, None),
     "ValidationError": (422, None),
+    "BudgetExceeded": (402, None),
     "Conflict": (409, None),
     "DatabaseUnavailable": (503, "5"),
     "PoolTimeout": (503, "5"),

@@ -14,6 +14,7 @@ import time
 import tracemalloc
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -149,7 +150,18 @@ def valid_calls(
         "get_user": {"user_id": user_id},
         "get_user_by_subject": {"subject_id": "hostile"},
         "delete_user": {"user_id": uuid7()},
-        "create_conversation": {"user_id": user_id, "title": "t"},
+        "create_conversation": {
+            "user_id": user_id,
+            "title": "t",
+            "settings": {"model": "m", "system_prompt": "be brief", "mcp_servers": ["todo"]},
+            "metadata": {"k": "v"},
+        },
+        "update_conversation": {
+            **at,
+            "settings": {"model": "m"},
+            "metadata": {"k": 1},
+            "replace_metadata": False,
+        },
         "get_conversation": at,
         "list_conversations": {"user_id": user_id, "limit": 5, "cursor": None},
         "rename_conversation": {**at, "title": "t"},
@@ -160,16 +172,53 @@ def valid_calls(
             "content": "x",
             "tool_calls": None,
             "after": None,
+            "metadata": {"k": "v"},
+            "hold": None,
+        },
+        "append_message, an answer": {
+            **at,
+            "role": "assistant",
+            "content": "x",
+            "model": "m",
+            "provider": "p",
+            "finish_reason": "stop",
+            "usage": {"input_tokens": 1, "output_tokens": 2},
+            "thinking": [{"type": "thinking", "thinking": "t", "signature": "s"}],
         },
         "append_turn": {
             **at,
             "messages": [{"role": "user", "content": "x"}],
             "turn_id": None,
             "after": None,
+            "hold": None,
         },
         "check_turn": {**at, "messages": [{"role": "user", "content": "x"}], "after": None},
         "get_turn": {**at, "turn_id": uuid7()},
-        "edit_message": {**at, "message_id": uuid7(), "content": "x", "turn_id": None},
+        "edit_message": {
+            **at,
+            "message_id": uuid7(),
+            "content": "x",
+            "turn_id": None,
+            "metadata": None,
+        },
+        "set_model_price": {
+            "provider": "p",
+            "model": "m",
+            "starts_at": datetime(2026, 1, 1, tzinfo=UTC),
+            "input": 1,
+            "cached_input": 1,
+            "cache_write": 1,
+            "output": 1,
+        },
+        "usage_summary": {
+            "user_id": user_id,
+            "since": date(2026, 1, 1),
+            "until": None,
+            "by": "model",
+        },
+        "set_budget": {"user_id": user_id, "period": "day", "limit": 10},
+        "reserve": {"user_id": user_id, "estimate": 1, "ttl": 60},
+        "release": {"user_id": user_id, "hold": uuid7()},
         "regenerate": {**at, "message_id": uuid7(), "limit": 5},
         "get_siblings": {**at, "message_id": uuid7()},
         "switch_branch": {**at, "message_id": uuid7()},

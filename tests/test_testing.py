@@ -114,3 +114,47 @@ def test_the_plugin_stays_out_of_the_way_without_pytest_asyncio(tmp_path: Path) 
     assert re.search(r"\b1 passed\b.*\b1 error\b", run.stdout), run.stdout + run.stderr
     assert "pip install 'faceplate-models[testing]'" in run.stdout
     assert "Traceback" not in run.stdout
+
+
+APPLICATION_TESTS = """
+import faceplate_models as fm
+from notes_models import Note
+
+
+async def test_a_note_beside_a_user(faceplate_db):
+    user = await fm.get_or_create_user(subject_id="ada", email="ada@example.com")
+    await Note.create(user_id=user.id, text="Renew the passport")
+    assert await Note.filter(user_id=user.id).count() == 1
+
+
+async def test_the_next_test_starts_empty(faceplate_db):
+    assert await Note.all().count() == 0
+"""
+
+
+def test_the_plugin_registers_an_applications_own_models(
+    faceplate_server: DatabaseTarget, tmp_path: Path
+) -> None:
+    (tmp_path / "notes_models.py").write_text((ROOT / "tests" / "app_models.py").read_text())
+    (tmp_path / "test_notes.py").write_text(APPLICATION_TESTS)
+    (tmp_path / "pyproject.toml").write_text(
+        "[tool.pytest.ini_options]\n"
+        'asyncio_mode = "auto"\n'
+        'asyncio_default_fixture_loop_scope = "session"\n'
+        'asyncio_default_test_loop_scope = "session"\n'
+        'faceplate_app_models = ["notes_models"]\n'
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FACEPLATE_")}
+    env["FACEPLATE_TEST_DATABASE_URL"] = faceplate_server.url()
+    env["FACEPLATE_TEST_DATABASE_PREFIX"] = "myapp_ci"
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_notes.py"],
+        cwd=tmp_path,
+        env={**env, "PYTHONPATH": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert re.search(r"\b2 passed\b", run.stdout), run.stdout

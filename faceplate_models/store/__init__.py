@@ -13,6 +13,7 @@ driver. The models stay the public types. One module per area; the shared parts 
 `validation`, `cursors` and `rows`.
 """
 
+from faceplate_models.formats.shape import MAX_METADATA_BYTES, MAX_TURN_MESSAGES, MAX_TURN_SIZE
 from faceplate_models.store.consistency import consistency_token, read_after, read_client
 from faceplate_models.store.conversations import (
     create_conversation,
@@ -20,6 +21,7 @@ from faceplate_models.store.conversations import (
     get_conversation,
     list_conversations,
     rename_conversation,
+    update_conversation,
 )
 from faceplate_models.store.history import (
     TreeNode,
@@ -40,8 +42,6 @@ from faceplate_models.store.mcp_configs import (
     save_mcp_config,
 )
 from faceplate_models.store.messages import (
-    MAX_TURN_MESSAGES,
-    MAX_TURN_SIZE,
     append_message,
     append_turn,
     check_turn,
@@ -56,13 +56,21 @@ from faceplate_models.store.tasks import (
     list_tasks,
     update_task,
 )
+from faceplate_models.store.usage import (
+    Usage,
+    release,
+    reserve,
+    set_budget,
+    set_model_price,
+    usage_summary,
+)
 from faceplate_models.store.users import (
     delete_user,
     get_or_create_user,
     get_user,
     get_user_by_subject,
 )
-from faceplate_models.store.validation import (
+from faceplate_models.validation import (
     MAX_INT_DIGITS,
     MAX_JSON_BYTES,
     MAX_JSON_DEPTH,
@@ -75,6 +83,7 @@ __all__ = [
     "MAX_INT_DIGITS",
     "MAX_JSON_BYTES",
     "MAX_JSON_DEPTH",
+    "MAX_METADATA_BYTES",
     "MAX_PAGE",
     "MAX_TEXT_CHARS",
     "MAX_TURN_MESSAGES",
@@ -83,6 +92,7 @@ __all__ = [
     "HistoryPage",
     "Page",
     "TreeNode",
+    "Usage",
     "add_task",
     "append_message",
     "append_turn",
@@ -114,8 +124,14 @@ __all__ = [
     "read_after",
     "read_client",
     "regenerate",
+    "release",
     "rename_conversation",
+    "reserve",
     "save_mcp_config",
+    "set_budget",
+    "set_model_price",
     "switch_branch",
+    "update_conversation",
     "update_task",
+    "usage_summary",
 ]

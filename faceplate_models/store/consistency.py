@@ -16,7 +16,7 @@ from tortoise import connections
 from faceplate_models import replicas
 from faceplate_models.engine import FaceplateClient
 from faceplate_models.errors import ConfigError, ValidationError
-from faceplate_models.store.validation import as_uuid
+from faceplate_models.validation import as_uuid
 
 
 def consistency_token(*, user_id: uuid.UUID | str) -> str | None:

@@ -1,12 +1,24 @@
-"""Conversations: a user's chat threads, listed by latest activity."""
+"""Conversations: a user's chat threads, listed by latest activity, with their settings (model,
+provider, system prompt, enabled MCP servers) and the application's own metadata."""
 
 from __future__ import annotations
 
 import uuid
+from typing import Any, Final
 
+import asyncpg
 from uuid6 import uuid7
 
-from faceplate_models.models import TITLE_MAX, Conversation
+from faceplate_models.engine import Connection, current
+from faceplate_models.errors import ValidationError
+from faceplate_models.formats import shape
+from faceplate_models.models import (
+    MCP_NAME_MAX,
+    MODEL_NAME_MAX,
+    PROVIDER_MAX,
+    TITLE_MAX,
+    Conversation,
+)
 from faceplate_models.store import cursors
 from faceplate_models.store.rows import (
     Page,
@@ -19,9 +31,18 @@ from faceplate_models.store.rows import (
     missing,
     now,
     page,
+    run,
     write_row,
 )
-from faceplate_models.store.validation import as_uuid, page_size, required_text
+from faceplate_models.validation import (
+    UNSET,
+    as_uuid,
+    flag,
+    json_text,
+    page_size,
+    required_text,
+    text,
+)
 
 _COLUMNS = columns(Conversation)
 _conversations = builder(Conversation, _COLUMNS)
@@ -33,25 +54,65 @@ CONVERSATIONS_AFTER_SQL = f"""SELECT {_COLUMNS} FROM faceplate.conversations
     WHERE user_id = $1 AND (updated_at, id) < ($3, $4) ORDER BY updated_at DESC, id DESC LIMIT $2"""
 
 
+#: What a conversation's settings may hold, and the most enabled MCP servers.
+SETTINGS_KEYS: Final = ("model", "provider", "system_prompt", "mcp_servers")
+MAX_MCP_SERVERS: Final = 64
+#: Longest system prompt, in characters.
+MAX_SYSTEM_PROMPT: Final = 100_000
+
+
 def _title(title: object) -> str | None:
     return None if title is None else required_text("title", title, TITLE_MAX)
 
 
+def _settings(value: object) -> str | None:
+    """A conversation's settings, validated and encoded: `model`, `provider`,
+    `system_prompt` (text) and `mcp_servers` (names of the user's MCP configs), each optional."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or set(value) - set(SETTINGS_KEYS):
+        raise ValidationError("settings", f"must be a dict of {', '.join(SETTINGS_KEYS)}")
+    settings: dict[str, Any] = {}
+    for key, limit in (
+        ("model", MODEL_NAME_MAX),
+        ("provider", PROVIDER_MAX),
+        ("system_prompt", MAX_SYSTEM_PROMPT),
+    ):
+        if value.get(key) is not None:
+            settings[key] = text(f"settings.{key}", value[key], limit)
+    servers = value.get("mcp_servers")
+    if servers is not None:
+        if not isinstance(servers, list | tuple) or len(servers) > MAX_MCP_SERVERS:
+            raise ValidationError(
+                "settings.mcp_servers", f"must be a list of at most {MAX_MCP_SERVERS} names"
+            )
+        names = [required_text("settings.mcp_servers", name, MCP_NAME_MAX) for name in servers]
+        settings["mcp_servers"] = list(dict.fromkeys(names))
+    return json_text("settings", settings)
+
+
 async def create_conversation(
-    *, user_id: uuid.UUID | str, title: str | None = None
+    *,
+    user_id: uuid.UUID | str,
+    title: str | None = None,
+    settings: dict[str, Any] | None = None,
+    metadata: dict[str, Any] | None = None,
 ) -> Conversation:
-    """Start a new, empty conversation."""
+    """Start a new, empty conversation, with its settings (`model`, `provider`,
+    `system_prompt`, `mcp_servers`) and the application's `metadata`, if any."""
     uid = as_uuid("user_id", user_id)
     name = _title(title)
     row = await insert_owned(
         "conversations",
         _COLUMNS,
         f"""INSERT INTO faceplate.conversations ({_COLUMNS})
-            VALUES ($2, $1, $3, NULL, 0, $4, $4) ON CONFLICT (id) DO NOTHING
+            VALUES ($2, $1, $3, NULL, 0, $4, $5, $6, $6) ON CONFLICT (id) DO NOTHING
             RETURNING {_COLUMNS}""",
         uid,
         uuid7(),
         name,
+        _settings(settings),
+        shape.metadata("metadata", metadata),
         now(),
     )
     return _conversations(row)
@@ -118,6 +179,53 @@ async def rename_conversation(
     return _conversations(row)
 
 
+UPDATE_SQL: Final = f"""UPDATE faceplate.conversations SET
+        settings = CASE WHEN $3 THEN $4::jsonb ELSE settings END,
+        metadata = CASE WHEN NOT $5 THEN metadata
+                        WHEN $6 OR metadata IS NULL THEN $7::jsonb
+                        ELSE metadata || $7::jsonb END
+    WHERE id = $1 AND user_id = $2
+    RETURNING {_COLUMNS},
+        octet_length(metadata::text) > {shape.MAX_METADATA_BYTES} AS too_large"""
+
+
+async def update_conversation(
+    *,
+    user_id: uuid.UUID | str,
+    conversation_id: uuid.UUID | str,
+    settings: dict[str, Any] | None = UNSET,
+    metadata: dict[str, Any] | None = UNSET,
+    replace_metadata: bool = False,
+) -> Conversation:
+    """Change the conversation's settings (replaced whole; None clears them) and its
+    metadata (merged key by key into the stored object, or, with `replace_metadata=True`,
+    replacing it; None clears it); what is not passed stays. Not activity: the conversation
+    keeps its place in the listing. A merged object larger than MAX_METADATA_BYTES is a
+    `ValidationError`, and nothing is written."""
+    uid = as_uuid("user_id", user_id)
+    cid = as_uuid("conversation_id", conversation_id)
+    new_settings = None if settings is UNSET else _settings(settings)
+    new_metadata = None if metadata is UNSET else shape.metadata("metadata", metadata)
+    replacing = flag("replace_metadata", replace_metadata) or metadata is None
+    args = (cid, uid, settings is not UNSET, new_settings, metadata is not UNSET)
+    client = current()
+
+    async def update(conn: Connection) -> asyncpg.Record:
+        async with client.atomic(conn):
+            row = await conn.fetchrow(UPDATE_SQL, *args, replacing, new_metadata)
+            if row is not None and row["too_large"]:
+                raise ValidationError(
+                    "metadata",
+                    f"merged into the stored object, is larger than {shape.MAX_METADATA_BYTES} "
+                    "bytes as JSON",
+                )
+        if row is None:
+            raise missing("conversation", cid)
+        return row
+
+    return _conversations(await run(update, user=uid))
+
+
 async def delete_conversation(
     *, user_id: uuid.UUID | str, conversation_id: uuid.UUID | str
 ) -> None:
@@ -144,4 +252,5 @@ __all__ = [
     "get_conversation",
     "list_conversations",
     "rename_conversation",
+    "update_conversation",
 ]

@@ -32,7 +32,7 @@ from faceplate_models.store.rows import (
     missing,
     run,
 )
-from faceplate_models.store.validation import as_uuid, page_size
+from faceplate_models.validation import as_uuid, page_size
 
 #: Most messages between an answer and the user message it responds to.
 MAX_ANSWER_LENGTH: Final = 10_000
@@ -120,7 +120,12 @@ def _path_sql(direction: str, *, chosen_leaf: bool) -> str:
                    AND s.parent_id IS NULL AND s.user_id = $2 AND s.id <= m.id)
              ELSE (SELECT count(*) FROM faceplate.messages s
                    WHERE s.parent_id = m.parent_id AND s.user_id = $2 AND s.id <= m.id)
-        END AS sibling_index
+        END AS sibling_index,
+        -- The system prompt, on the page's first row only (a long prompt sent once).
+        CASE WHEN m.depth = (SELECT lo FROM bounds)
+             THEN (SELECT settings->>'system_prompt' FROM faceplate.conversations
+                   WHERE id = $1 AND user_id = $2)
+        END AS system_prompt
     FROM forks c, LATERAL (  -- one range scan per segment (OFFSET 0: never a hash join)
         SELECT * FROM faceplate.messages
         WHERE segment_id = c.segment_id AND depth BETWEEN c.low AND c.top AND user_id = $2
@@ -138,6 +143,8 @@ PATH_SQL: Final = {
 _OWNS_SQL: Final = (
     "SELECT EXISTS (SELECT 1 FROM faceplate.conversations WHERE id = $1 AND user_id = $2)"
 )
+_SYSTEM_SQL: Final = """SELECT settings->>'system_prompt' AS system
+    FROM faceplate.conversations WHERE id = $1 AND user_id = $2"""
 TURN_SQL: Final = f"""SELECT {COLUMNS} FROM faceplate.messages
     WHERE conversation_id = $1 AND turn_id = $3 AND user_id = $2"""
 SIBLINGS_SQL: Final = """WITH target AS (
@@ -270,18 +277,21 @@ async def get_history(
         args.append(end)
     sql = PATH_SQL[direction, end is not None and direction != BEFORE]
 
-    async def read(conn: Connection) -> list[asyncpg.Record]:
+    async def read(conn: Connection) -> tuple[list[asyncpg.Record], str | None]:
         rows: list[asyncpg.Record] = await conn.fetch(sql, *args)
-        if not rows:
-            if not await conn.fetchval(_OWNS_SQL, cid, uid):
-                raise missing("conversation", cid)
+        if rows:
+            system = next((r["system_prompt"] for r in rows if r["system_prompt"]), None)
+            return rows, system
+        owned = await conn.fetchrow(_SYSTEM_SQL, cid, uid)
+        if owned is None:
+            raise missing("conversation", cid)
             if end is not None and not await conn.fetchval(_TARGET_EXISTS_SQL, cid, uid, end):
                 raise missing("message", end)
             if anchor is not None and not await conn.fetchval(_TARGET_EXISTS_SQL, cid, uid, anchor):
                 raise ValidationError(field, "names a message that was deleted with its branch")
-        return rows
+        return rows, owned["system"]
 
-    rows = await run(read, user=uid, read=True)
+    rows, system = await run(read, user=uid, read=True)
     items = sorted(_page_messages.many(rows, cid, uid), key=_depth)
     if after is not None:
         if not items or items[0].id != anchor:
@@ -299,9 +309,9 @@ async def get_history(
         items = items[-size:] if more else items
         next_cursor = _cursor(uid, cid, items[0]) if more else None
     if not items:
-        return HistoryPage(items, next_cursor, lambda: after)
+        return HistoryPage(items, next_cursor, system, lambda: after)
     newest = items[-1]
-    return HistoryPage(items, next_cursor, lambda: _cursor(uid, cid, newest))
+    return HistoryPage(items, next_cursor, system, lambda: _cursor(uid, cid, newest))
 
 
 def _depth(message: Message) -> int:

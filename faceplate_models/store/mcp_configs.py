@@ -29,7 +29,7 @@ from faceplate_models.store.rows import (
     missing,
     now,
 )
-from faceplate_models.store.validation import (
+from faceplate_models.validation import (
     MAX_JSON_BYTES,
     as_uuid,
     flag,

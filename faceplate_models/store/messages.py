@@ -28,27 +28,14 @@ from uuid6 import uuid7
 
 from faceplate_models.engine import Connection, current
 from faceplate_models.errors import Conflict, MigrationError, ValidationError
-from faceplate_models.models import TOOL_CALL_ID_MAX, Message, Role
+from faceplate_models.formats.shape import Draft, drafts
+from faceplate_models.models import Message, Role
 from faceplate_models.store import paths
 from faceplate_models.store.rows import builder, columns, fetchrow, missing, now, run
-from faceplate_models.store.validation import (
-    MAX_JSON_BYTES,
-    MAX_TEXT_CHARS,
-    as_uuid,
-    json_text,
-    optional_text,
-    role,
-    text,
-)
-
-#: Most messages in one turn.
-MAX_TURN_MESSAGES: Final = 64
-#: Largest turn: its texts (in characters) and JSON values (in bytes) together.
-MAX_TURN_SIZE: Final = 4 * MAX_JSON_BYTES
+from faceplate_models.validation import as_uuid
 
 COLUMNS: Final = columns(Message)
 messages_of = builder(Message, COLUMNS)
-_KEYS: Final = frozenset({"role", "content", "tool_calls", "tool_results"})
 
 
 def _parent_sql(place: str, *, lock: bool) -> str:
@@ -88,36 +75,80 @@ LOCK_CONVERSATION_SQL: Final = {
     place: _parent_sql(place, lock=True) for place in (LEAF, AFTER, ROOT)
 }
 PARENT_SQL: Final = {place: _parent_sql(place, lock=False) for place in (LEAF, AFTER, ROOT)}
+# A message's cost, in micro-units: its usage at the price in force for its model when it was
+# stored (per million tokens), rounded to the nearest micro-unit; NULL without a price.
+_COST = """(SELECT round((
+        (m.usage->>'input_tokens')::numeric * p.input
+        + (m.usage->>'cached_input_tokens')::numeric * p.cached_input
+        + (m.usage->>'cache_write_tokens')::numeric * p.cache_write
+        + (m.usage->>'output_tokens')::numeric * p.output) / 1000000)::bigint
+    FROM faceplate.model_prices p
+    WHERE p.provider = coalesce(m.provider, '') AND p.model = m.model AND p.starts_at <= $3
+    ORDER BY p.starts_at DESC LIMIT 1)"""
+_TOKENS = ("input_tokens", "cached_input_tokens", "cache_write_tokens", "output_tokens")
+
+
+def _rollup(table: str, ids: str, conversation: str, value: str) -> str:
+    """The turn's answers summed into a rollup `table`, one row per model (ids in `ids`),
+    upserted: the same sums for the rollup by conversation and the one by day."""
+    keys = f"user_id, day, {conversation}provider, model"
+    return f"""
+        INSERT INTO faceplate.{table} AS r (id, {keys}, answers, {", ".join(_TOKENS)},
+            reasoning_tokens, cost, unpriced)
+        SELECT g.id, $2, ($3 AT TIME ZONE 'UTC')::date, {value}g.provider, g.model, count(*),
+               {", ".join(f"sum((n.usage->>'{t}')::bigint)" for t in _TOKENS)},
+               sum((n.usage->>'reasoning_tokens')::bigint), coalesce(sum(n.cost), 0),
+               count(*) FILTER (WHERE n.cost IS NULL)
+        FROM unnest({ids}::uuid[], $31::text[], $32::text[]) AS g(id, provider, model)
+        JOIN new_messages n ON coalesce(n.provider, '') = g.provider AND n.model = g.model
+        WHERE n.usage IS NOT NULL
+        GROUP BY g.id, g.provider, g.model
+        ON CONFLICT ({keys}) DO UPDATE SET answers = r.answers + EXCLUDED.answers,
+            {", ".join(f"{t} = r.{t} + EXCLUDED.{t}" for t in (*_TOKENS, "reasoning_tokens"))},
+            cost = r.cost + EXCLUDED.cost, unpriced = r.unpriced + EXCLUDED.unpriced"""
+
+
 # $1 conversation, $2 user, $3 the time of the last message, $4 the ids, $5 the turn, then the
-# columns of each message ($6-$14), the calls made ($15-$18), the calls of earlier messages
-# answered ($19-$21), and the calls left open on the new active path ($22).
+# columns of each message ($6-$20), the calls made ($21-$24), the calls of earlier messages
+# answered ($25-$27), the calls left open on the new active path ($28), the hold the turn
+# settles ($29), and the turn's usage rows, one per model: ids by conversation ($30), the
+# models ($31, $32), ids by day ($33).
 APPEND_SQL: Final = f"""WITH new_messages AS (
         INSERT INTO faceplate.messages ({COLUMNS})
         SELECT m.id, $1, m.parent_id, $2, m.role, m.content, m.tool_calls, m.tool_results,
-               m.depth, m.segment_id, m.fork_segment_id, m.open_calls,
+               m.depth, m.segment_id, m.fork_segment_id, m.open_calls, m.model, m.provider,
+               m.finish_reason, m.usage, CASE WHEN m.usage IS NOT NULL THEN {_COST} END,
+               m.thinking, m.metadata,
                $3::timestamptz - (cardinality($4::uuid[]) - m.n) * interval '1 microsecond', $5
         FROM unnest($4::uuid[], $6::uuid[], $7::text[], $8::text[], $9::jsonb[],
-                    $10::jsonb[], $11::int[], $12::uuid[], $13::uuid[], $14::jsonb[])
+                    $10::jsonb[], $11::int[], $12::uuid[], $13::uuid[], $14::jsonb[],
+                    $15::text[], $16::text[], $17::text[], $18::jsonb[], $19::jsonb[],
+                    $20::jsonb[])
              WITH ORDINALITY AS m(id, parent_id, role, content, tool_calls, tool_results, depth,
-                                  segment_id, fork_segment_id, open_calls, n)
+                                  segment_id, fork_segment_id, open_calls, model, provider,
+                                  finish_reason, usage, thinking, metadata, n)
         RETURNING {COLUMNS}
     ), new_calls AS (
         INSERT INTO faceplate.tool_calls
             (id, conversation_id, user_id, call_id, message_id, result_message_id, created_at)
         SELECT c.id, $1, $2, c.call_id, c.message_id, c.result_message_id, $3
-        FROM unnest($15::uuid[], $16::text[], $17::uuid[], $18::uuid[])
+        FROM unnest($21::uuid[], $22::text[], $23::uuid[], $24::uuid[])
              AS c(id, call_id, message_id, result_message_id)
         WHERE EXISTS (SELECT 1 FROM new_messages)
     ), answered AS (
         UPDATE faceplate.tool_calls AS t SET result_message_id = a.result_message_id
-        FROM unnest($19::uuid[], $20::text[], $21::uuid[])
+        FROM unnest($25::uuid[], $26::text[], $27::uuid[])
              AS a(message_id, call_id, result_message_id)
         WHERE t.message_id = a.message_id AND t.call_id = a.call_id AND t.user_id = $2
           AND t.result_message_id IS NULL AND EXISTS (SELECT 1 FROM new_messages)
     ), touched AS (
         UPDATE faceplate.conversations
-        SET updated_at = $3, active_leaf_id = $4[cardinality($4)], open_calls = $22
+        SET updated_at = $3, active_leaf_id = $4[cardinality($4)], open_calls = $28
         WHERE id = $1 AND user_id = $2 AND EXISTS (SELECT 1 FROM new_messages)
+    ), settled AS (
+        DELETE FROM faceplate.holds WHERE id = $29 AND user_id = $2
+    ), by_conversation AS ({_rollup("usage_rollups", "$30", "conversation_id, ", "$1, ")}
+    ), by_day AS ({_rollup("usage_days", "$33", "", "")}
     )
     SELECT {COLUMNS} FROM new_messages"""
 STORED_SQL: Final = f"""SELECT {COLUMNS} FROM faceplate.messages
@@ -125,146 +156,6 @@ STORED_SQL: Final = f"""SELECT {COLUMNS} FROM faceplate.messages
     ORDER BY created_at, id"""
 _EDITED_SQL: Final = """SELECT role, parent_id FROM faceplate.messages
     WHERE id = $1 AND conversation_id = $2 AND user_id = $3"""
-
-
-class _Draft:
-    """One message of a turn, validated and encoded, with the calls it makes and answers."""
-
-    __slots__ = ("calls", "content", "id", "results", "role", "size", "tool_calls", "tool_results")
-
-    def __init__(self, message: Mapping[str, Any], where: str) -> None:
-        self.id = uuid7()
-        self.role = role(message.get("role"))
-        self.content = optional_text(f"{where}content", message.get("content"), MAX_TEXT_CHARS)
-        self.calls: list[str] = []
-        self.results: list[str] = []
-        self.tool_calls = _tool_calls_json(f"{where}tool_calls", message.get("tool_calls"), self)
-        self.tool_results = _results_json(f"{where}tool_results", message.get("tool_results"), self)
-        if self.calls and self.role is not Role.ASSISTANT:
-            raise ValidationError(
-                f"{where}tool_calls", f"only assistant messages call tools, not {self.role}"
-            )
-        if self.results and self.role is not Role.TOOL:
-            raise ValidationError(
-                f"{where}tool_results", f"only tool messages carry results, not {self.role}"
-            )
-        if self.content is None and not self.calls and not self.results:
-            raise ValidationError(
-                f"{where}content", "is required unless the message has tool calls or results"
-            )
-        self.size = (
-            len(self.content or "") + len(self.tool_calls or "") + len(self.tool_results or "")
-        )
-
-
-def _identifier(field: str, value: object, what: str) -> str:
-    ident = text(field, value, TOOL_CALL_ID_MAX) if isinstance(value, str) else None
-    if not ident:
-        raise ValidationError(field, f"{what} must be a non-empty string")
-    return ident
-
-
-def _tool_calls_json(field: str, value: object, draft: _Draft) -> str | None:
-    """OpenAI-shaped tool calls: `{"id", "type": "function", "function": {"name",
-    "arguments"}}`, where `arguments` is the JSON text of an object."""
-    if value is None:
-        return None
-    if not isinstance(value, list | tuple) or not value:
-        raise ValidationError(field, "must be a non-empty list of tool calls")
-    if len(value) > MAX_TURN_MESSAGES * 4:
-        raise ValidationError(field, f"has more than {MAX_TURN_MESSAGES * 4} calls")
-    for index, call in enumerate(value):
-        where = f"entry {index}"
-        if not isinstance(call, dict) or set(call) - {"id", "type", "function"}:
-            raise ValidationError(field, f"{where} must be a dict of id, type and function")
-        draft.calls.append(_identifier(field, call.get("id"), f"{where}'s 'id'"))
-        if call.get("type") != "function":
-            raise ValidationError(field, f"{where}'s 'type' must be 'function'")
-        function = call.get("function")
-        if not isinstance(function, dict) or set(function) != {"name", "arguments"}:
-            raise ValidationError(field, f"{where}'s 'function' must have name and arguments")
-        _identifier(field, function["name"], f"{where}'s function name")
-        if not isinstance(function["arguments"], str):
-            raise ValidationError(
-                field, f"{where}'s arguments must be the JSON text of an object (a str)"
-            )
-    encoded = json_text(field, value)
-    for index, call in enumerate(value):
-        if not _is_json_object(call["function"]["arguments"]):
-            raise ValidationError(field, f"entry {index}'s arguments are not a JSON object")
-    if len(set(draft.calls)) != len(draft.calls):
-        raise ValidationError(field, "repeats a call id")
-    return encoded
-
-
-def _is_json_object(arguments: str) -> bool:
-    try:
-        return isinstance(json.loads(arguments), dict)
-    except ValueError:
-        return False
-
-
-def _results_json(field: str, value: object, draft: _Draft) -> str | None:
-    """Results: `{"tool_call_id", "content", "is_error"?}`; `content` is any JSON value, such
-    as the content blocks of an MCP `CallToolResult` (pydantic blocks are dumped as JSON)."""
-    if value is None:
-        return None
-    if not isinstance(value, list | tuple) or not value:
-        raise ValidationError(field, "must be a non-empty list of tool results")
-    if len(value) > MAX_TURN_MESSAGES * 4:
-        raise ValidationError(field, f"has more than {MAX_TURN_MESSAGES * 4} results")
-    results = []
-    for index, result in enumerate(value):
-        where = f"entry {index}"
-        if (
-            not isinstance(result, dict)
-            or "tool_call_id" not in result
-            or "content" not in result
-            or set(result) - {"tool_call_id", "content", "is_error"}
-        ):
-            raise ValidationError(
-                field, f"{where} must be a dict of tool_call_id, content and is_error (optional)"
-            )
-        draft.results.append(_identifier(field, result["tool_call_id"], f"{where}'s tool_call_id"))
-        if not isinstance(result.get("is_error", False), bool):
-            raise ValidationError(field, f"{where}'s is_error must be True or False")
-        results.append({**result, "content": _dumped(field, result["content"])})
-    if len(set(draft.results)) != len(draft.results):
-        raise ValidationError(field, "answers a call twice")
-    return json_text(field, results)
-
-
-def _dumped(field: str, content: object) -> object:
-    """MCP clients hand out content blocks as pydantic models; stored, they are their JSON."""
-    if callable(getattr(type(content), "model_dump", None)):
-        try:
-            return content.model_dump(  # type: ignore[attr-defined]
-                mode="json", by_alias=True, exclude_none=True
-            )
-        except Exception as exc:
-            raise ValidationError(field, f"holds a model that cannot be dumped: {exc}") from None
-    if isinstance(content, list | tuple):
-        return [_dumped(field, item) for item in content]
-    return content
-
-
-def _drafts(messages: object) -> list[_Draft]:
-    if not isinstance(messages, list | tuple) or not messages:
-        raise ValidationError("messages", "must be a non-empty list of messages")
-    if len(messages) > MAX_TURN_MESSAGES:
-        raise ValidationError("messages", f"has more than {MAX_TURN_MESSAGES} messages")
-    drafts: list[_Draft] = []
-    size = 0
-    for index, message in enumerate(messages):
-        if not isinstance(message, Mapping) or set(message) - _KEYS:
-            raise ValidationError(
-                "messages", f"entry {index} must be a dict of {', '.join(sorted(_KEYS))}"
-            )
-        drafts.append(_Draft(message, f"messages[{index}]."))
-        size += drafts[-1].size
-        if size > MAX_TURN_SIZE:
-            raise ValidationError("messages", f"are larger than {MAX_TURN_SIZE} together")
-    return drafts
 
 
 @dataclass
@@ -281,7 +172,7 @@ class _Plan:
     left_open: int = 0
 
 
-def _plan(drafts: Sequence[_Draft], parent: asyncpg.Record | None) -> _Plan:
+def _plan(drafts: Sequence[Draft], parent: asyncpg.Record | None) -> _Plan:
     """Place `drafts` after `parent` (None: at the root) and pair their tool calls along the
     path; `ValidationError` for a result that answers nothing open there, or a call id that
     one still open there has."""
@@ -334,15 +225,33 @@ def _plan(drafts: Sequence[_Draft], parent: asyncpg.Record | None) -> _Plan:
     return plan
 
 
-def _same_turn(drafts: Sequence[_Draft], rows: Sequence[asyncpg.Record]) -> bool:
+_COMPARED: Final = (
+    "content",
+    "tool_calls",
+    "tool_results",
+    "model",
+    "provider",
+    "finish_reason",
+    "usage_json",
+    "thinking",
+    "metadata",
+)
+
+
+def _same_turn(drafts: Sequence[Draft], rows: Sequence[asyncpg.Record]) -> bool:
     """Whether stored `rows` are the messages `drafts` describe (JSON compared as values)."""
 
     def decoded(value: str | None) -> Any:
         return None if value is None else json.loads(value)
 
     return len(drafts) == len(rows) and all(
-        (d.role.value, d.content, decoded(d.tool_calls), decoded(d.tool_results))
-        == (r["role"], r["content"], decoded(r["tool_calls"]), decoded(r["tool_results"]))
+        d.role.value == r["role"]
+        and all(
+            decoded(getattr(d, name)) == decoded(r[name.removesuffix("_json")])
+            if name in ("tool_calls", "tool_results", "usage_json", "thinking", "metadata")
+            else getattr(d, name) == r[name]
+            for name in _COMPARED
+        )
         for d, r in zip(drafts, rows, strict=True)
     )
 
@@ -371,11 +280,12 @@ def _placed(row: asyncpg.Record, after: uuid.UUID | None) -> asyncpg.Record | No
 async def _append(
     uid: uuid.UUID,
     cid: uuid.UUID,
-    drafts: list[_Draft],
+    drafts: list[Draft],
     turn: uuid.UUID | None,
     *,
     after: uuid.UUID | None = None,
     root: bool = False,
+    hold: uuid.UUID | None = None,
 ) -> list[Message]:
     """Store `drafts` as one turn; a repeat (same turn, or a retry) returns the first's."""
     client = current()
@@ -383,6 +293,8 @@ async def _append(
     at = now()
     place, extra = _where(after, root)
     args = (cid, uid, ids[0], turn, *extra)
+    # A usage row per model the turn's answers name, with an id made here.
+    answered_by = list(dict.fromkeys((d.provider or "", d.model) for d in drafts if d.usage))
 
     async def append(conn: Connection) -> list[asyncpg.Record]:
         async with client.atomic(conn):
@@ -427,6 +339,12 @@ async def _append(
                     plan.segments,
                     plan.forks,
                     plan.opens,
+                    [d.model for d in drafts],
+                    [d.provider for d in drafts],
+                    [d.finish_reason for d in drafts],
+                    [d.usage_json for d in drafts],
+                    [d.thinking for d in drafts],
+                    [d.metadata for d in drafts],
                     [uuid7() for _ in made],
                     [call for call, _, _ in made],
                     [message for _, message, _ in made],
@@ -435,6 +353,11 @@ async def _append(
                     [call for _, call, _ in plan.answers],
                     [answer for _, _, answer in plan.answers],
                     plan.left_open,
+                    hold,
+                    [uuid7() for _ in answered_by],
+                    [provider for provider, _ in answered_by],
+                    [model for _, model in answered_by],
+                    [uuid7() for _ in answered_by],
                 )
             )
 
@@ -446,6 +369,13 @@ def _after(after: object) -> uuid.UUID | None:
     return None if after is None else as_uuid("after", after)
 
 
+def _hold(hold: object) -> uuid.UUID | None:
+    """A hold's id, from the `Hold` that `reserve` returned or the id itself."""
+    if hold is None:
+        return None
+    return as_uuid("hold", getattr(hold, "id", hold))
+
+
 async def append_message(
     *,
     user_id: uuid.UUID | str,
@@ -455,6 +385,13 @@ async def append_message(
     tool_calls: list[dict[str, Any]] | None = None,
     tool_results: list[dict[str, Any]] | None = None,
     after: uuid.UUID | str | None = None,
+    model: str | None = None,
+    provider: str | None = None,
+    finish_reason: str | None = None,
+    usage: Mapping[str, int] | None = None,
+    thinking: list[dict[str, Any]] | None = None,
+    metadata: dict[str, Any] | None = None,
+    hold: Any = None,
 ) -> Message:
     """Add a message after the active leaf (or after message `after`, which starts a branch
     when that message has a reply already); it becomes the active leaf, and the
@@ -463,15 +400,28 @@ async def append_message(
     `content` may be None only for an assistant message that calls tools or a tool message
     that carries results. `tool_calls` (assistant messages only) are OpenAI-shaped;
     `tool_results` (tool messages only) answer calls open on the path:
-    `[{"tool_call_id", "content", "is_error"?}]`.
+    `[{"tool_call_id", "content", "is_error"?}]`. An assistant's answer may say what it
+    was: `model`, `provider`, `finish_reason`, `usage` (token counts, priced when stored)
+    and `thinking` blocks; any message may carry the application's `metadata`. `hold`
+    settles a budget's hold (see `reserve`) in the same transaction.
     """
     uid = as_uuid("user_id", user_id)
     cid = as_uuid("conversation_id", conversation_id)
-    draft = _Draft(
-        {"role": role, "content": content, "tool_calls": tool_calls, "tool_results": tool_results},
-        "",
-    )
-    [message] = await _append(uid, cid, [draft], None, after=_after(after))
+    fields = {
+        "role": role,
+        "content": content,
+        "tool_calls": tool_calls,
+        "tool_results": tool_results,
+        "model": model,
+        "provider": provider,
+        "finish_reason": finish_reason,
+        "usage": usage,
+        "thinking": thinking,
+        "metadata": metadata,
+    }
+    draft = Draft(fields)
+    settled = _hold(hold)
+    [message] = await _append(uid, cid, [draft], None, after=_after(after), hold=settled)
     return message
 
 
@@ -482,6 +432,7 @@ async def append_turn(
     messages: Sequence[Mapping[str, Any]],
     turn_id: uuid.UUID | str | None = None,
     after: uuid.UUID | str | None = None,
+    hold: Any = None,
 ) -> list[Message]:
     """Store one chat turn (each message a dict of `append_message`'s keywords) atomically,
     after the active leaf or after message `after`; its last message becomes the active leaf.
@@ -490,13 +441,15 @@ async def append_turn(
     all or none. A result may answer a call made earlier in the same turn. `turn_id` (a
     UUID the client chooses, such as its request id) makes the call idempotent: repeating
     it, even racing, returns the first call's messages and writes nothing; repeating it with
-    other messages is a `Conflict`.
+    other messages is a `Conflict`. `hold` (a `Hold` from `reserve`, or its id) is settled
+    in the same transaction: the answers' costs replace the estimate it held.
     """
     uid = as_uuid("user_id", user_id)
     cid = as_uuid("conversation_id", conversation_id)
     # Without a turn id, a retry still finds the turn by its first message's id.
     turn = as_uuid("turn_id", turn_id) if turn_id is not None else None
-    return await _append(uid, cid, _drafts(messages), turn, after=_after(after))
+    turn_drafts = drafts(messages)
+    return await _append(uid, cid, turn_drafts, turn, after=_after(after), hold=_hold(hold))
 
 
 async def check_turn(
@@ -512,12 +465,12 @@ async def check_turn(
     uid = as_uuid("user_id", user_id)
     cid = as_uuid("conversation_id", conversation_id)
     where = _after(after)
-    drafts = _drafts(messages)
+    turn = drafts(messages)
     place, extra = _where(where, False)
-    row = await fetchrow(PARENT_SQL[place], cid, uid, drafts[0].id, None, *extra, user=uid)
+    row = await fetchrow(PARENT_SQL[place], cid, uid, turn[0].id, None, *extra, user=uid)
     if row is None:
         raise missing("conversation", cid)
-    _plan(drafts, _placed(row, where))
+    _plan(turn, _placed(row, where))
 
 
 async def edit_message(
@@ -527,6 +480,7 @@ async def edit_message(
     message_id: uuid.UUID | str,
     content: str,
     turn_id: uuid.UUID | str | None = None,
+    metadata: dict[str, Any] | None = None,
 ) -> Message:
     """Store `content` as a new version of a user's message: a sibling of it (the same
     parent), which becomes the active leaf. The old version and its answers stay, one
@@ -535,7 +489,7 @@ async def edit_message(
     cid = as_uuid("conversation_id", conversation_id)
     mid = as_uuid("message_id", message_id)
     turn = as_uuid("turn_id", turn_id) if turn_id is not None else None
-    draft = _Draft({"role": Role.USER, "content": content}, "")
+    draft = Draft({"role": Role.USER, "content": content, "metadata": metadata})
     row = await fetchrow(_EDITED_SQL, mid, cid, uid, user=uid)
     if row is None:
         raise missing("message", mid)
@@ -556,8 +510,6 @@ __all__ = [
     "COLUMNS",
     "LEAF",
     "LOCK_CONVERSATION_SQL",
-    "MAX_TURN_MESSAGES",
-    "MAX_TURN_SIZE",
     "PARENT_SQL",
     "ROOT",
     "append_message",

@@ -46,9 +46,12 @@ class HistoryPage(Page[M]):
     """A page of a conversation's history, oldest first, along one path of its tree.
 
     `after_cursor` is where to resume once newer messages arrive: pass it as
-    `get_history(after=...)` (None for an empty conversation).
+    `get_history(after=...)` (None for an empty conversation). `system` is the
+    conversation's system prompt (from its settings), for the model APIs' converters,
+    whichever window of the history the page is.
     """
 
+    system: str | None = None
     # Made on first use: most pages are never resumed from.
     resume: Callable[[], str | None] = field(default=lambda: None, compare=False, repr=False)
 
@@ -185,7 +188,8 @@ class Builder(Generic[M]):
         }
         entries = []
         for index, column in enumerate(self.columns):
-            field = meta.fields_map[column]
+            name = meta.fields_db_projection_reverse.get(column, column)
+            field = meta.fields_map[name]
             value = f"row[{index}]"
             convert = None
             if isinstance(field, fields.DatetimeField):
@@ -200,7 +204,7 @@ class Builder(Generic[M]):
                 convert = f"enum_{index}[{value}]"
             if convert is not None and field.null:
                 convert = f"None if {value} is None else {convert}"
-            entries.append(f"{column!r}: {convert or value}")
+            entries.append(f"{name!r}: {convert or value}")
         for index, name in enumerate(self.extra, len(self.columns)):
             entries.append(f"{name!r}: row[{index}]")
         entries += [f"{name!r}: given_{index}" for index, name in enumerate(self.given)]

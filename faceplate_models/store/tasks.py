@@ -20,7 +20,7 @@ from faceplate_models.store.rows import (
     page,
     write_row,
 )
-from faceplate_models.store.validation import (
+from faceplate_models.validation import (
     MAX_TEXT_CHARS,
     UNSET,
     as_uuid,

@@ -11,7 +11,7 @@ from faceplate_models.engine import Connection
 from faceplate_models.errors import Conflict
 from faceplate_models.models import SUBJECT_MAX, User
 from faceplate_models.store.rows import builder, execute, fetchrow, missing, now, run
-from faceplate_models.store.validation import as_uuid, email_address, required_text
+from faceplate_models.validation import as_uuid, email_address, required_text
 
 _COLUMNS = "id, email, subject_id, created_at, updated_at"
 _users = builder(User, _COLUMNS)
