@@ -118,3 +118,12 @@ def test_tortoise_config_sets_schema_pool_and_timeout() -> None:
     assert PASSWORD not in str(config)
     assert config["apps"]["models"]["models"] == ["faceplate_models.models", "aerich.models"]
     assert config["use_tz"] is True
+
+
+def test_the_test_database_prefix_is_a_plain_identifier() -> None:
+    assert load_settings({"FACEPLATE_TEST_DATABASE_PREFIX": "myapp_ci"}).test_database_prefix == (
+        "myapp_ci"
+    )
+    for bad in ("My-App", "1abc", "a" * 51, 'x"; DROP'):
+        with pytest.raises(ConfigError, match="FACEPLATE_TEST_DATABASE_PREFIX"):
+            load_settings({"FACEPLATE_TEST_DATABASE_PREFIX": bad})

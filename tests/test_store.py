@@ -16,7 +16,7 @@ from uuid6 import uuid7
 import faceplate_models as fm
 from faceplate_models import store
 from faceplate_models.errors import Conflict, NotFound, ValidationError
-from faceplate_models.store import conversations, history, messages, rows, tasks
+from faceplate_models.store import conversations, history, messages, rows, tasks, usage
 
 pytestmark = pytest.mark.usefixtures("faceplate_db")
 
@@ -545,6 +545,28 @@ async def test_hot_queries_use_their_indexes() -> None:
                VALUES ($1, $2, 'user', 'hi', $3)""",
             [(mid, cid, at) for mid, cid, _, at in seeded],
         )
+        # A year of usage for every user: three models a day, and a row per conversation-day.
+        usage_columns = "id, user_id, day, provider, model, answers, input_tokens, " + (
+            "cached_input_tokens, cache_write_tokens, output_tokens, reasoning_tokens, cost, unpriced"
+        )
+        await conn.executemany(
+            f"""INSERT INTO faceplate.usage_days ({usage_columns})
+                VALUES ($1, $2, $3, 'openai', $4, 1, 1, 0, 0, 1, 0, 10, 0)""",
+            [
+                (uuid7(), u.id, (start - timedelta(days=d)).date(), model)
+                for u in users
+                for d in range(365)
+                for model in ("a", "b", "c")
+            ],
+        )
+        await conn.executemany(
+            f"""INSERT INTO faceplate.usage_rollups ({usage_columns}, conversation_id)
+                VALUES ($1, $2, $3, 'openai', 'a', 1, 1, 0, 0, 1, 0, 10, 0, $4)""",
+            [
+                (uuid7(), uid, (start - timedelta(days=i % 365)).date(), cid)
+                for i, (cid, uid) in enumerate(chats)
+            ],
+        )
         # Every tenth message made a tool call (answered or not, it does not matter here).
         await conn.executemany(
             """INSERT INTO faceplate.tool_calls
@@ -573,9 +595,10 @@ async def test_hot_queries_use_their_indexes() -> None:
     async with connections.get("default").acquire_connection() as conn:
         await conn.execute(
             "ANALYZE faceplate.conversations, faceplate.messages, faceplate.tool_calls, "
-            "faceplate.tasks"
+            "faceplate.tasks, faceplate.usage_days, faceplate.usage_rollups"
         )
     middle, at_time, some_id = line[50].id, start + timedelta(seconds=50), uuid7()
+    month_ago = (start - timedelta(days=30)).date()
     plans = {
         "history": await explain(history.PATH_SQL["newest", False], cid, ada.id, 101),
         "history to a leaf": await explain(
@@ -603,6 +626,16 @@ async def test_hot_queries_use_their_indexes() -> None:
         "open calls": await explain(history.OPEN_CALLS_SQL[False], cid, ada.id),
         "open calls to a leaf": await explain(history.OPEN_CALLS_SQL[True], cid, ada.id, middle),
         "all open calls": await explain(history.ALL_OPEN_CALLS_SQL, ada.id, 101),
+        **{
+            f"usage by {by}": await explain(
+                usage.USAGE_SQL[by], ada.id, month_ago, start.date() + timedelta(days=1)
+            )
+            for by in usage.GROUPINGS
+        },
+        "reserve's lock": await explain(usage.LOCK_BUDGETS_SQL, ada.id),
+        "reserve": await explain(
+            usage.RESERVE_SQL, ada.id, some_id, 10, start, start, start.date(), month_ago
+        ),
         "conversations": await explain(conversations.CONVERSATIONS_SQL, ada.id, 51),
         "conversations after": await explain(
             conversations.CONVERSATIONS_AFTER_SQL,
@@ -639,6 +672,11 @@ async def test_hot_queries_use_their_indexes() -> None:
         "open calls": ("uidx_tool_calls_message_call",),
         "open calls to a leaf": ("uidx_tool_calls_message_call",),
         "all open calls": ("idx_conversations_open",),
+        "usage by day": ("uidx_usage_days_key",),
+        "usage by model": ("uidx_usage_days_key",),
+        "usage by conversation": ("uidx_usage_rollups_key",),
+        "reserve's lock": ("users_pkey",),
+        "reserve": ("uidx_usage_days_key", "idx_holds_user"),
         "conversations": ("idx_conversations_user_activity",),
         "conversations after": ("idx_conversations_user_activity",),
         "tasks": ("idx_tasks_user_created",),

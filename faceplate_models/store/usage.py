@@ -9,7 +9,7 @@ conversations) and per day, conversation and model (summaries by conversation), 
 messages; both outlive a deleted conversation: what was spent stays spent.
 
 A budget limits a user's spending per UTC day or month. `reserve` takes a hold of an
-estimate under the user's budget rows' lock, refusing it (`BudgetExceeded`) when what the
+estimate under a lock of the user's row, refusing it (`BudgetExceeded`) when what the
 period spent, plus the holds still running, plus the estimate would pass a limit; the
 answer stored with `hold=` settles it in its own transaction (its cost replaces the
 estimate), `release` gives it back, and a hold a crashed worker left lapses after its ttl.
@@ -73,10 +73,11 @@ SET_BUDGET_SQL: Final = f"""INSERT INTO faceplate.budgets ({_BUDGET_COLUMNS})
         updated_at = EXCLUDED.updated_at
     RETURNING {_BUDGET_COLUMNS}"""
 _DROP_BUDGET_SQL: Final = "DELETE FROM faceplate.budgets WHERE user_id = $1 AND period = $2"
-#: Reservations of one user queue here; the check reads after it, in a statement of its own
-#: (a statement that waited for a row lock reads a snapshot older than the wait).
-LOCK_BUDGETS_SQL: Final = """SELECT id FROM faceplate.budgets WHERE user_id = $1
-    ORDER BY period FOR UPDATE"""
+#: A user's reservations queue on the user's row (one row, so no order to deadlock on); the
+#: check reads after it, in a statement of its own (a statement that waited for a row lock
+#: reads a snapshot older than the wait). No key update: inserts that refer to the user
+#: (their foreign keys take a key share) do not wait for it.
+LOCK_BUDGETS_SQL: Final = "SELECT id FROM faceplate.users WHERE id = $1 FOR NO KEY UPDATE"
 _NO_HOLD: Final = ", ".join(
     f"NULL::{kind}" for kind in ("uuid", "uuid", "bigint", "timestamptz", "timestamptz")
 )
