@@ -546,8 +546,9 @@ async def test_hot_queries_use_their_indexes() -> None:
             [(mid, cid, at) for mid, cid, _, at in seeded],
         )
         # A year of usage for every user: three models a day, and a row per conversation-day.
-        usage_columns = "id, user_id, day, provider, model, answers, input_tokens, " + (
-            "cached_input_tokens, cache_write_tokens, output_tokens, reasoning_tokens, cost, unpriced"
+        usage_columns = (
+            "id, user_id, day, provider, model, answers, input_tokens, cached_input_tokens, "
+            "cache_write_tokens, output_tokens, reasoning_tokens, cost, unpriced"
         )
         await conn.executemany(
             f"""INSERT INTO faceplate.usage_days ({usage_columns})
