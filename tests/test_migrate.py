@@ -226,6 +226,8 @@ async def test_later_migration_keeps_existing_rows_and_downgrades(
         "user_id",
         "active_leaf_id",
         "open_calls",
+        "settings",
+        "metadata",
     ]
 
     nothing = faceplate_db_cli("downgrade", current, "--yes", url=url)
