@@ -16,9 +16,8 @@ from faceplate_models.config import (
     DatabaseTarget,
     load_settings,
     parse_database_url,
-    tortoise_config,
 )
-from faceplate_models.db import close_db, init_db, resolve_tortoise_config
+from faceplate_models.db import close_db, init_db, resolve_tortoise_config, tortoise_config
 from faceplate_models.errors import ConfigError, DatabaseUnavailable, FaceplateError
 from faceplate_models.models import Role
 

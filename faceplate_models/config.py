@@ -12,7 +12,7 @@ import math
 import os
 import re
 import ssl
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -27,8 +27,6 @@ APP = "models"
 APPLICATION_APP = "app"
 MODEL_MODULES = ["faceplate_models.models", "aerich.models"]
 APPLICATION_NAME = "faceplate-models"
-#: The Tortoise engine: Tortoise's asyncpg client with the rules of `faceplate_models.engine`.
-ENGINE = "faceplate_models.engine"
 
 DEFAULT_POOL_MIN = 5
 DEFAULT_POOL_MAX = 20
@@ -352,77 +350,4 @@ def ssl_context(target: DatabaseTarget) -> ssl.SSLContext | str | None:
     return context
 
 
-def _milliseconds(seconds: float) -> str:
-    return str(max(1, round(seconds * 1000)))
-
-
 REPLICA = "replica_{}"  # the Tortoise connection names of the replicas, from 1
-
-
-def tortoise_config(
-    target: DatabaseTarget,
-    settings: Settings,
-    *,
-    migrating: bool = False,
-    replicas: tuple[DatabaseTarget, ...] = (),
-    app_models: Sequence[str] = (),
-) -> dict[str, Any]:
-    """The dict that `Tortoise.init` and Aerich read.
-
-    It is built as a dict rather than a URL because Tortoise casts URL query values with
-    `bool()` (`?ssl=false` would turn TLS on). In session mode the server applies the time
-    bounds from the first statement on (startup parameters) and `search_path` is the
-    schema; a transaction pooler rejects both, so then every statement is schema-qualified,
-    asyncpg keeps no named prepared statement, and the engine bounds transactions itself.
-    Migrations (`migrating=True`) always run in session mode, on the direct connection,
-    without the time bounds meant for requests: later migrations use bare table names.
-    """
-    connections = {"default": _connection(target, settings, migrating=migrating)}
-    for number, replica in enumerate(replicas, 1):
-        connections[REPLICA.format(number)] = _connection(replica, settings, replica=True)
-    apps = {APP: {"models": list(MODEL_MODULES), "default_connection": "default"}}
-    if app_models:
-        apps[APPLICATION_APP] = {"models": list(app_models), "default_connection": "default"}
-    return {"connections": connections, "apps": apps, "use_tz": True, "timezone": "UTC"}
-
-
-def _connection(
-    target: DatabaseTarget, settings: Settings, *, migrating: bool = False, replica: bool = False
-) -> dict[str, Any]:
-    pooled = settings.pool_mode == TRANSACTION and not migrating
-    credentials: dict[str, Any] = {
-        "host": target.host,
-        "port": target.port,
-        "user": target.user,
-        # Tortoise's debug log of the config keeps the first third of a string password.
-        "password": Secret(target.password) if target.password else None,
-        "database": target.database,
-        "minsize": settings.pool_min,
-        "maxsize": settings.pool_max,
-        "timeout": settings.connect_timeout,
-        "application_name": APPLICATION_NAME
-        + (" migrate" if migrating else " replica" if replica else ""),
-        # Read by the engine, not passed to asyncpg:
-        "pool_timeout": settings.pool_timeout,
-        "pool_mode": TRANSACTION if pooled else SESSION,
-        "statement_timeout": 0 if migrating else settings.statement_timeout,
-        "long_statement_timeout": 0 if migrating else settings.long_statement_timeout,
-        "lock_timeout": 0 if migrating else settings.lock_timeout,
-        "idle_in_transaction_timeout": 0 if migrating else settings.idle_in_transaction_timeout,
-    }
-    if pooled:
-        credentials["statement_cache_size"] = 0
-    else:
-        credentials["schema"] = SCHEMA
-        if not migrating:
-            credentials["server_settings"] = {
-                "statement_timeout": _milliseconds(settings.statement_timeout),
-                "lock_timeout": _milliseconds(settings.lock_timeout),
-                "idle_in_transaction_session_timeout": _milliseconds(
-                    settings.idle_in_transaction_timeout
-                ),
-            }
-    tls = ssl_context(target)
-    if tls is not None:
-        credentials["ssl"] = tls
-    return {"engine": ENGINE, "credentials": credentials}

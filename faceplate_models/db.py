@@ -21,15 +21,18 @@ from tortoise.exceptions import BaseORMException
 
 from faceplate_models import replicas, secrets
 from faceplate_models.config import (
+    APP,
+    APPLICATION_APP,
+    MODEL_MODULES,
     REPLICA,
     TRANSACTION,
     DatabaseTarget,
     Settings,
     load_settings,
     parse_database_url,
-    tortoise_config,
 )
 from faceplate_models.engine import FaceplateClient, PoolStats, current, describe_connect_error
+from faceplate_models.engine.options import connection
 from faceplate_models.errors import ConfigError, DatabaseUnavailable, FaceplateError
 
 log = logging.getLogger(__name__)
@@ -39,6 +42,33 @@ log = logging.getLogger(__name__)
 _PROBE_SHARE = 0.9
 # The event loop that owns the pool (see the module's docstring).
 _owner: asyncio.AbstractEventLoop | None = None
+
+
+def tortoise_config(
+    target: DatabaseTarget,
+    settings: Settings,
+    *,
+    migrating: bool = False,
+    replicas: tuple[DatabaseTarget, ...] = (),
+    app_models: Sequence[str] = (),
+) -> dict[str, Any]:
+    """The dict that `Tortoise.init` and Aerich read.
+
+    It is built as a dict rather than a URL because Tortoise casts URL query values with
+    `bool()` (`?ssl=false` would turn TLS on). In session mode the server applies the time
+    bounds from the first statement on (startup parameters) and `search_path` is the
+    schema; a transaction pooler rejects both, so then every statement is schema-qualified,
+    asyncpg keeps no named prepared statement, and the engine bounds transactions itself.
+    Migrations (`migrating=True`) always run in session mode, on the direct connection,
+    without the time bounds meant for requests: later migrations use bare table names.
+    """
+    connections = {"default": connection(target, settings, migrating=migrating)}
+    for number, replica in enumerate(replicas, 1):
+        connections[REPLICA.format(number)] = connection(replica, settings, replica=True)
+    apps = {APP: {"models": list(MODEL_MODULES), "default_connection": "default"}}
+    if app_models:
+        apps[APPLICATION_APP] = {"models": list(app_models), "default_connection": "default"}
+    return {"connections": connections, "apps": apps, "use_tz": True, "timezone": "UTC"}
 
 
 def resolve_target(settings: Settings, url: str | None = None) -> DatabaseTarget:
@@ -228,4 +258,4 @@ def pool_stats() -> PoolStats:
     """The pool's size, idle, in-use and waiting counts, and the connection layer's counters
     (retries, pool timeouts, statement and lock timeouts, silent connections) since init_db."""
     client = current()
-    return (client if isinstance(client, FaceplateClient) else client._root).pool_stats()
+    return client.root.pool_stats()

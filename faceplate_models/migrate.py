@@ -40,8 +40,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import asyncpg
 from tortoise import Tortoise
 
-from faceplate_models.config import APP, SCHEMA, DatabaseTarget
+from faceplate_models.config import APP, SCHEMA, DatabaseTarget, Settings
 from faceplate_models.engine import FaceplateClient, connect_error
+from faceplate_models.engine.bounds import TimeBounds
 from faceplate_models.errors import ConfigError, DatabaseError, MigrationError
 from faceplate_models.models import MODELS
 
@@ -365,7 +366,7 @@ def _transactional(location: Path | None, app: str, version: str) -> bool:
 def briefly(sql: str) -> str:
     """`sql`, for a transactional version file, with its lock waits bounded by
     DDL_LOCK_TIMEOUT: a wait that runs out fails the file, which `upgrade` tries again."""
-    return f"SET LOCAL lock_timeout = {round(DDL_LOCK_TIMEOUT * 1000)};\n{sql}"
+    return f"{TimeBounds(lock=DDL_LOCK_TIMEOUT).set_local()};\n{sql}"
 
 
 async def run_briefly(db: BaseDBAsyncClient, sql: str) -> None:
@@ -482,17 +483,12 @@ def grants(owner: str, app_role: str) -> list[str]:
     ]
 
 
-def role_bounds(app_role: str, settings: Any) -> list[str]:
+def role_bounds(app_role: str, settings: Settings) -> list[str]:
     """The time bounds as the role's defaults: what a transaction pooler cannot send."""
-    app = _role(app_role)
-    return [
-        f"ALTER ROLE {app} SET {name} = {round(seconds * 1000)}"
-        for name, seconds in (
-            ("statement_timeout", settings.statement_timeout),
-            ("lock_timeout", settings.lock_timeout),
-            ("idle_in_transaction_session_timeout", settings.idle_in_transaction_timeout),
-        )
-    ]
+    bounds = TimeBounds(
+        settings.statement_timeout, settings.lock_timeout, settings.idle_in_transaction_timeout
+    )
+    return bounds.alter_role(_role(app_role))
 
 
 async def apply_grants(config: dict[str, Any], statements: list[str]) -> None:

@@ -181,7 +181,8 @@ async def _application_tables(target: DatabaseTarget, models: list[str], folder:
     """The application's tables: by its own migrations when it has them, else its models."""
     from tortoise import Tortoise
 
-    from faceplate_models.config import APPLICATION_APP, load_settings, tortoise_config
+    from faceplate_models.config import APPLICATION_APP, load_settings
+    from faceplate_models.db import tortoise_config
     from faceplate_models.migrate import upgrade
 
     if not folder:

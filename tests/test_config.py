@@ -10,8 +10,8 @@ from faceplate_models.config import (
     Settings,
     load_settings,
     parse_database_url,
-    tortoise_config,
 )
+from faceplate_models.db import tortoise_config
 from faceplate_models.errors import ConfigError
 
 PASSWORD = "s3cr3t-Pa55word"

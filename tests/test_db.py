@@ -14,8 +14,8 @@ import pytest
 from tortoise import Tortoise, connections
 
 import faceplate_models as fm
-from faceplate_models.config import APPLICATION_APP, DatabaseTarget, Settings, tortoise_config
-from faceplate_models.db import resolve_target
+from faceplate_models.config import APPLICATION_APP, DatabaseTarget, Settings
+from faceplate_models.db import resolve_target, tortoise_config
 from faceplate_models.errors import ConfigError, DatabaseUnavailable, MigrationError
 from faceplate_models.migrate import downgrade, upgrade, version_files
 from faceplate_models.testing import connect, create_database, drop_database

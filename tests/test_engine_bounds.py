@@ -23,7 +23,8 @@ from tortoise.exceptions import OperationalError
 from tortoise.transactions import in_transaction
 
 import faceplate_models as fm
-from faceplate_models.config import DatabaseTarget, Settings, load_settings, tortoise_config
+from faceplate_models.config import DatabaseTarget, Settings, load_settings
+from faceplate_models.db import tortoise_config
 from faceplate_models.engine import (
     GRACE,
     KEEPALIVE_COUNT,

@@ -28,7 +28,8 @@ import asyncpg
 import pytest
 
 import faceplate_models as fm
-from faceplate_models.config import DatabaseTarget, Settings, load_settings, tortoise_config
+from faceplate_models.config import DatabaseTarget, Settings, load_settings
+from faceplate_models.db import tortoise_config
 from faceplate_models.migrate import migrations_location, upgrade, version_files
 from faceplate_models.testing import connect, create_database, drop_database
 from tests import previous_release

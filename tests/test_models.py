@@ -168,6 +168,11 @@ async def test_foreign_keys_cascade_on_delete() -> None:
         ("tool_calls", "result_message_id", "messages", "n"),
         ("mcp_configs", "user_id", "users", "c"),
         ("tasks", "user_id", "users", "c"),
+        # A user's spending goes with the user (not with a conversation: spent stays spent).
+        ("usage_days", "user_id", "users", "c"),
+        ("usage_rollups", "user_id", "users", "c"),
+        ("budgets", "user_id", "users", "c"),
+        ("holds", "user_id", "users", "c"),
     }
 
 
@@ -200,6 +205,11 @@ async def test_indexes_follow_the_hot_queries() -> None:
         ("tool_calls", False, "(result_message_id) WHERE (result_message_id IS NOT NULL)"),
         ("tool_calls", False, "(conversation_id) WHERE (result_message_id IS NULL)"),
         ("mcp_configs", True, "(user_id, name)"),
+        ("model_prices", True, "(provider, model, starts_at)"),
+        ("usage_days", True, "(user_id, day, provider, model)"),
+        ("usage_rollups", True, "(user_id, day, conversation_id, provider, model)"),
+        ("budgets", True, "(user_id, period)"),
+        ("holds", False, "(user_id, expires_at)"),
         ("tasks", False, "(user_id, created_at, id)"),
         ("tasks", False, "(user_id, completed, created_at, id)"),
     }
@@ -219,6 +229,10 @@ async def test_every_foreign_key_leads_an_index() -> None:
         ("tool_calls", "result_message_id"),
         ("mcp_configs", "user_id"),
         ("tasks", "user_id"),
+        ("usage_days", "user_id"),
+        ("usage_rollups", "user_id"),
+        ("budgets", "user_id"),
+        ("holds", "user_id"),
     ]:
         assert (child, column) in leading
 

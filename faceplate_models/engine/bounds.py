@@ -1,0 +1,50 @@
+"""The server's time bounds of a session, in one place: each a number of seconds (0: none),
+rendered in whole milliseconds, a fraction of one rounded up (never down to 0, which
+PostgreSQL reads as no bound), as startup parameters, as `SET LOCAL` and as `ALTER ROLE`."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+
+def milliseconds(seconds: float) -> int:
+    """`seconds` in whole milliseconds, rounded up: 0.0004 s is 1 ms, not 0 ("no bound")."""
+    if seconds <= 0:
+        return 0
+    return max(1, math.ceil(round(seconds * 1000, 6)))
+
+
+@dataclass(frozen=True)
+class TimeBounds:
+    """How long a statement may run, wait for a lock, and a transaction sit idle."""
+
+    statement: float = 0
+    lock: float = 0
+    idle_in_transaction: float = 0
+
+    def settings(self) -> dict[str, int]:
+        """PostgreSQL's settings for the bounds that are set, in milliseconds."""
+        named = {
+            "statement_timeout": self.statement,
+            "lock_timeout": self.lock,
+            "idle_in_transaction_session_timeout": self.idle_in_transaction,
+        }
+        return {name: milliseconds(seconds) for name, seconds in named.items() if seconds > 0}
+
+    def startup_parameters(self) -> dict[str, str]:
+        """As a connection's startup parameters (a direct connection or a session pooler)."""
+        return {name: str(value) for name, value in self.settings().items()}
+
+    def set_local(self) -> str:
+        """As statements for the start of a transaction ("" when none is set)."""
+        return ";".join(f"SET LOCAL {name} = {value}" for name, value in self.settings().items())
+
+    def alter_role(self, role: str) -> list[str]:
+        """As a role's defaults (`role` quoted already): what a transaction pooler cannot send."""
+        return [
+            f"ALTER ROLE {role} SET {name} = {value}" for name, value in self.settings().items()
+        ]
+
+
+__all__ = ["TimeBounds", "milliseconds"]

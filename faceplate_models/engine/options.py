@@ -1,0 +1,81 @@
+"""The engine's settings, built here from the package's `Settings`: one typed object the
+Tortoise config hands to the client (`faceplate=`), and the connection's credentials."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final
+
+from faceplate_models.config import (
+    APPLICATION_NAME,
+    SCHEMA,
+    TRANSACTION,
+    DatabaseTarget,
+    Secret,
+    Settings,
+    ssl_context,
+)
+from faceplate_models.engine.bounds import TimeBounds
+
+#: The Tortoise engine: this package, whose `client_class` is the client.
+ENGINE: Final = "faceplate_models.engine"
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """What the client needs beyond Tortoise's own credentials."""
+
+    pool_timeout: float
+    #: Behind a transaction pooler: no startup parameter, no session state, bounds per
+    #: transaction.
+    pooled: bool
+    #: A request's server-side bounds (none for migrations, whose DDL bounds its own waits).
+    bounds: TimeBounds
+    #: The statement bound of the long work: deleting a user or a branch, rotating secrets.
+    long_statement_timeout: float
+
+
+def connection(
+    target: DatabaseTarget, settings: Settings, *, migrating: bool = False, replica: bool = False
+) -> dict[str, Any]:
+    """One connection of the Tortoise config: the engine, and its credentials."""
+    pooled = settings.pool_mode == TRANSACTION and not migrating
+    bounds = (
+        TimeBounds()
+        if migrating
+        else TimeBounds(
+            settings.statement_timeout, settings.lock_timeout, settings.idle_in_transaction_timeout
+        )
+    )
+    credentials: dict[str, Any] = {
+        "host": target.host,
+        "port": target.port,
+        "user": target.user,
+        # Tortoise's debug log of the config keeps the first third of a string password.
+        "password": Secret(target.password) if target.password else None,
+        "database": target.database,
+        "minsize": settings.pool_min,
+        "maxsize": settings.pool_max,
+        "timeout": settings.connect_timeout,
+        "application_name": APPLICATION_NAME
+        + (" migrate" if migrating else " replica" if replica else ""),
+        "faceplate": EngineOptions(
+            pool_timeout=settings.pool_timeout,
+            pooled=pooled,
+            bounds=bounds,
+            long_statement_timeout=0 if migrating else settings.long_statement_timeout,
+        ),
+    }
+    if pooled:
+        credentials["statement_cache_size"] = 0
+    else:
+        credentials["schema"] = SCHEMA
+        if parameters := bounds.startup_parameters():
+            credentials["server_settings"] = parameters
+    tls = ssl_context(target)
+    if tls is not None:
+        credentials["ssl"] = tls
+    return {"engine": ENGINE, "credentials": credentials}
+
+
+__all__ = ["ENGINE", "EngineOptions", "connection"]
