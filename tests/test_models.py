@@ -30,7 +30,20 @@ async def columns(table: str) -> dict[str, tuple[str, bool]]:
     return {r["column_name"]: (r["data_type"], r["is_nullable"] == "YES") for r in rows}
 
 
-TABLES = ("aerich", "conversations", "mcp_configs", "messages", "tasks", "tool_calls", "users")
+TABLES = (
+    "aerich",
+    "budgets",
+    "conversations",
+    "holds",
+    "mcp_configs",
+    "messages",
+    "model_prices",
+    "tasks",
+    "tool_calls",
+    "usage_days",
+    "usage_rollups",
+    "users",
+)
 UUID, TSTZ, TEXT, VARCHAR, JSONB, BOOL = (
     "uuid",
     "timestamp with time zone",
@@ -70,6 +83,8 @@ async def test_every_table_lives_in_the_faceplate_schema_and_none_in_public() ->
                 "title": (VARCHAR, True),
                 "active_leaf_id": (UUID, True),
                 "open_calls": ("integer", False),
+                "settings": (JSONB, True),
+                "metadata": (JSONB, True),
                 "created_at": (TSTZ, False),
                 "updated_at": (TSTZ, False),
             },
@@ -91,6 +106,13 @@ async def test_every_table_lives_in_the_faceplate_schema_and_none_in_public() ->
                 "segment_id": (UUID, True),
                 "fork_segment_id": (UUID, True),
                 "open_calls": (JSONB, True),
+                "model": (VARCHAR, True),
+                "provider": (VARCHAR, True),
+                "finish_reason": (VARCHAR, True),
+                "usage": (JSONB, True),
+                "cost": ("bigint", True),
+                "thinking": (JSONB, True),
+                "metadata": (JSONB, True),
                 "created_at": (TSTZ, False),
                 "turn_id": (UUID, True),
             },
