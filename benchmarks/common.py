@@ -10,7 +10,7 @@ from typing import Any
 
 import asyncpg
 
-from faceplate_models.store import cursors
+from faceplate_models.store import _cursors as cursors
 
 #: Pooled connections of every implementation, as the store's default maximum.
 POOL = 20

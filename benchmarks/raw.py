@@ -12,7 +12,8 @@ from uuid6 import uuid7
 
 from benchmarks.common import POOL, next_cursor, placed, position
 from faceplate_models.config import DatabaseTarget
-from faceplate_models.store import conversations, cursors, history, messages, tasks, usage, users
+from faceplate_models.store import _cursors as cursors
+from faceplate_models.store import conversations, history, messages, tasks, usage, users
 
 
 class Raw:

@@ -44,7 +44,7 @@ from benchmarks.with_piccolo import Piccolo
 from benchmarks.with_sqlalchemy import SqlAlchemy
 from benchmarks.with_tortoise import PlainTortoise
 from faceplate_models.config import DatabaseTarget, load_settings, parse_database_url
-from faceplate_models.store import cursors
+from faceplate_models.store import _cursors as cursors
 from faceplate_models.testing import connect, create_database, drop_database
 
 Call = Callable[[], Awaitable[Any]]

@@ -26,7 +26,7 @@ from uuid6 import uuid7
 
 from benchmarks.common import POOL, next_cursor, placed, position
 from faceplate_models.config import SCHEMA, DatabaseTarget
-from faceplate_models.store import cursors
+from faceplate_models.store import _cursors as cursors
 
 
 class Base(DeclarativeBase):

@@ -13,7 +13,7 @@ from uuid6 import uuid7
 
 from benchmarks.common import next_cursor, placed, position
 from faceplate_models.models import Conversation, Message, Task, ToolCall, User
-from faceplate_models.store import cursors
+from faceplate_models.store import _cursors as cursors
 
 
 class PlainTortoise:

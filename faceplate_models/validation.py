@@ -8,12 +8,13 @@ lower-cased, and "İ" lower-cases to two characters).
 
 from __future__ import annotations
 
+import enum
 import json
 import math
 import sys
 import uuid
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Final
 
 from faceplate_models.errors import ValidationError
 from faceplate_models.models import EMAIL_MAX, Role
@@ -37,13 +38,17 @@ _MAX_INT_BITS: Final = math.ceil(MAX_INT_DIGITS * math.log2(10)) + 1
 _NORMALISATION_GROWTH: Final = 3
 
 
-class _Unset:
+class Unset(enum.Enum):
+    """The type of `UNSET`, the default of optional update arguments: "leave it as it is",
+    unlike None, which clears."""
+
+    UNSET = "UNSET"
+
     def __repr__(self) -> str:
         return "UNSET"
 
 
-#: Default of optional update arguments: "leave as it is", unlike None, which clears.
-UNSET: Final[Any] = _Unset()
+UNSET: Final = Unset.UNSET
 
 
 def as_uuid(field: str, value: object) -> uuid.UUID:
@@ -283,6 +288,7 @@ __all__ = [
     "MAX_TEXT_CHARS",
     "MAX_TOOL_ID",
     "UNSET",
+    "Unset",
     "as_uuid",
     "check_string",
     "email_address",

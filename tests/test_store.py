@@ -16,7 +16,8 @@ from uuid6 import uuid7
 import faceplate_models as fm
 from faceplate_models import store
 from faceplate_models.errors import Conflict, NotFound, ValidationError
-from faceplate_models.store import conversations, history, messages, rows, tasks, usage
+from faceplate_models.store import _rows as rows
+from faceplate_models.store import conversations, history, messages, tasks, usage
 
 pytestmark = pytest.mark.usefixtures("faceplate_db")
 

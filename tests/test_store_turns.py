@@ -20,7 +20,7 @@ from uuid6 import uuid7
 import faceplate_models as fm
 from faceplate_models.config import DatabaseTarget
 from faceplate_models.errors import Conflict, NotFound, ValidationError
-from faceplate_models.store import cursors
+from faceplate_models.store import _cursors as cursors
 
 pytestmark = pytest.mark.usefixtures("faceplate_db")
 

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 from faceplate_models.errors import ValidationError
-from faceplate_models.formats.window import block_text, blocks, dump, entries
+from faceplate_models.formats._window import block_text, blocks, dump, entries
 from faceplate_models.models import Role
 
 # The image types Anthropic takes inside a tool result; others are described in text.

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from faceplate_models.errors import ValidationError
-from faceplate_models.formats.window import as_text, dump, entries
+from faceplate_models.formats._window import as_text, dump, entries
 from faceplate_models.models import Role
 
 

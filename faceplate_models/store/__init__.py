@@ -9,11 +9,15 @@ retried once if the connection is lost.
 
 Queries are hand-written SQL: keyset pagination needs row comparisons Tortoise cannot
 express, and building the models straight from rows keeps the hot paths close to the
-driver. The models stay the public types. One module per area; the shared parts are
-`validation`, `cursors` and `rows`.
+driver. The models stay the public types. One module per area (users, conversations,
+messages and the tree's history, usage, MCP configs, tasks, consistency); the shared parts
+are internal: `_rows` (running work, pages, building models), `_cursors`, `_paths` (the
+tree's SQL). Listings return a `Page` (a history page, a `HistoryPage`), except where the
+whole answer is small and bounded, which their docstrings say.
 """
 
 from faceplate_models.formats.shape import MAX_METADATA_BYTES, MAX_TURN_MESSAGES, MAX_TURN_SIZE
+from faceplate_models.store._rows import HistoryPage, Page
 from faceplate_models.store.consistency import consistency_token, read_after, read_client
 from faceplate_models.store.conversations import (
     create_conversation,
@@ -47,7 +51,6 @@ from faceplate_models.store.messages import (
     check_turn,
     edit_message,
 )
-from faceplate_models.store.rows import HistoryPage, Page
 from faceplate_models.store.tasks import (
     add_task,
     complete_task,

@@ -19,8 +19,8 @@ from faceplate_models.models import (
     TITLE_MAX,
     Conversation,
 )
-from faceplate_models.store import cursors
-from faceplate_models.store.rows import (
+from faceplate_models.store import _cursors as cursors
+from faceplate_models.store._rows import (
     Page,
     builder,
     columns,
@@ -36,6 +36,7 @@ from faceplate_models.store.rows import (
 )
 from faceplate_models.validation import (
     UNSET,
+    Unset,
     as_uuid,
     flag,
     json_text,
@@ -193,8 +194,8 @@ async def update_conversation(
     *,
     user_id: uuid.UUID | str,
     conversation_id: uuid.UUID | str,
-    settings: dict[str, Any] | None = UNSET,
-    metadata: dict[str, Any] | None = UNSET,
+    settings: dict[str, Any] | Unset | None = UNSET,
+    metadata: dict[str, Any] | Unset | None = UNSET,
     replace_metadata: bool = False,
 ) -> Conversation:
     """Change the conversation's settings (replaced whole; None clears them) and its

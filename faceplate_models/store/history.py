@@ -20,9 +20,9 @@ import asyncpg
 from faceplate_models.engine import Connection, current
 from faceplate_models.errors import ValidationError
 from faceplate_models.models import Message, Role, ToolCall
-from faceplate_models.store import cursors, paths
-from faceplate_models.store.messages import COLUMNS, messages_of
-from faceplate_models.store.rows import (
+from faceplate_models.store import _cursors as cursors
+from faceplate_models.store import _paths as paths
+from faceplate_models.store._rows import (
     HistoryPage,
     Page,
     builder,
@@ -32,6 +32,7 @@ from faceplate_models.store.rows import (
     missing,
     run,
 )
+from faceplate_models.store.messages import COLUMNS, messages_of
 from faceplate_models.validation import as_uuid, page_size
 
 #: Most messages between an answer and the user message it responds to.
@@ -341,7 +342,8 @@ async def get_siblings(
     *, user_id: uuid.UUID | str, conversation_id: uuid.UUID | str, message_id: uuid.UUID | str
 ) -> list[uuid.UUID]:
     """The ids of the messages that share this one's parent (the versions of an edited
-    message, the answers to one question), itself included, in creation order."""
+    message, the answers to one question), itself included, in creation order. Not a page:
+    a client shows them all, as "< 2/3 >"."""
     uid = as_uuid("user_id", user_id)
     cid = as_uuid("conversation_id", conversation_id)
     mid = as_uuid("message_id", message_id)

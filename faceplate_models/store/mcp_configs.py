@@ -20,8 +20,9 @@ from uuid6 import uuid7
 from faceplate_models import secrets as sealed
 from faceplate_models.errors import ValidationError
 from faceplate_models.models import MCP_NAME_MAX, MCPConfig
-from faceplate_models.store.rows import (
+from faceplate_models.store._rows import (
     builder,
+    columns,
     execute,
     fetch,
     fetchrow,
@@ -45,10 +46,7 @@ MAX_SECRET_VALUE: Final = 16_384
 #: Most servers one imported document may hold.
 MAX_IMPORTED_SERVERS: Final = 100
 
-_COLUMNS = (
-    "id, user_id, name, config, enabled, secret_names, secret_key_id, secret_box, "
-    "created_at, updated_at"
-)
+_COLUMNS = columns(MCPConfig)
 _mcp_configs = builder(MCPConfig, _COLUMNS)
 # $7 is the secrets' names (JSON) when secrets were given, NULL to keep the stored ones.
 SAVE_SQL = f"""INSERT INTO faceplate.mcp_configs ({_COLUMNS})
@@ -124,7 +122,8 @@ async def list_mcp_configs(
     *, user_id: uuid.UUID | str, enabled: bool | None = None
 ) -> list[MCPConfig]:
     """The user's MCP configs by name (secrets by name only), optionally only the enabled
-    (or disabled) ones."""
+    (or disabled) ones. Not a page: a user has a handful of MCP servers, all of which a
+    backend needs at once to offer their tools."""
     uid = as_uuid("user_id", user_id)
     state = flag("enabled", enabled, optional=True)
     rows = await fetch(

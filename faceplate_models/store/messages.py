@@ -30,8 +30,8 @@ from faceplate_models.engine import Connection, current
 from faceplate_models.errors import Conflict, MigrationError, ValidationError
 from faceplate_models.formats.shape import Draft, drafts
 from faceplate_models.models import Message, Role
-from faceplate_models.store import paths
-from faceplate_models.store.rows import builder, columns, fetchrow, missing, now, run
+from faceplate_models.store import _paths as paths
+from faceplate_models.store._rows import builder, columns, fetchrow, missing, now, run
 from faceplate_models.validation import as_uuid
 
 COLUMNS: Final = columns(Message)

@@ -7,10 +7,11 @@ import uuid
 from uuid6 import uuid7
 
 from faceplate_models.models import TASK_TITLE_MAX, Task
-from faceplate_models.store import cursors
-from faceplate_models.store.rows import (
+from faceplate_models.store import _cursors as cursors
+from faceplate_models.store._rows import (
     Page,
     builder,
+    columns,
     execute,
     fetch,
     fetchrow,
@@ -23,6 +24,7 @@ from faceplate_models.store.rows import (
 from faceplate_models.validation import (
     MAX_TEXT_CHARS,
     UNSET,
+    Unset,
     as_uuid,
     flag,
     optional_text,
@@ -30,7 +32,7 @@ from faceplate_models.validation import (
     required_text,
 )
 
-_COLUMNS = "id, user_id, title, description, completed, created_at, updated_at"
+_COLUMNS = columns(Task)
 _tasks = builder(Task, _COLUMNS)
 
 
@@ -117,9 +119,9 @@ async def update_task(
     *,
     user_id: uuid.UUID | str,
     task_id: uuid.UUID | str,
-    title: str = UNSET,
-    description: str | None = UNSET,
-    completed: bool = UNSET,
+    title: str | Unset = UNSET,
+    description: str | Unset | None = UNSET,
+    completed: bool | Unset = UNSET,
 ) -> Task:
     """Change the given fields of a task; a field not passed keeps its value."""
     uid = as_uuid("user_id", user_id)

@@ -30,7 +30,7 @@ from uuid6 import uuid7
 from faceplate_models.engine import Connection, current
 from faceplate_models.errors import BudgetExceeded, ValidationError
 from faceplate_models.models import MODEL_NAME_MAX, PROVIDER_MAX, Budget, Hold, ModelPrice
-from faceplate_models.store.rows import builder, columns, fetch, missing, now, run
+from faceplate_models.store._rows import builder, columns, fetch, missing, now, run
 from faceplate_models.validation import as_uuid, required_text
 
 #: Largest price per million tokens, and largest budget: a trillion micro-units.
@@ -189,7 +189,8 @@ async def usage_summary(
     """The user's answers and their cost, from UTC day `since` up to `until` (excluded;
     default: through today), summed by day, by model or by conversation, in that order
     (most expensive first for models and conversations). Read from the rollup the appends
-    keep, so it costs the days and models of the window, not the messages."""
+    keep, so it costs the days and models of the window, not the messages. Not a page: the
+    window bounds it."""
     uid = as_uuid("user_id", user_id)
     first = _day("since", since)
     last = _day("until", until) if until is not None else now().date() + timedelta(days=1)

@@ -10,10 +10,10 @@ from uuid6 import uuid7
 from faceplate_models.engine import Connection
 from faceplate_models.errors import Conflict
 from faceplate_models.models import SUBJECT_MAX, User
-from faceplate_models.store.rows import builder, execute, fetchrow, missing, now, run
+from faceplate_models.store._rows import builder, columns, execute, fetchrow, missing, now, run
 from faceplate_models.validation import as_uuid, email_address, required_text
 
-_COLUMNS = "id, email, subject_id, created_at, updated_at"
+_COLUMNS = columns(User)
 _users = builder(User, _COLUMNS)
 
 #: One round trip for every login: the existing row as it is (no write, no row lock) when
