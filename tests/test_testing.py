@@ -1,5 +1,5 @@
 """The pytest plugin as a user's own test suite meets it: an application's lifespan calls a
-plain `init_db()` and closes the pool; the README's example runs as a test of its own."""
+plain `init_db()` and closes the pool; the guide's example runs as a test of its own."""
 
 from __future__ import annotations
 
@@ -36,18 +36,18 @@ async def test_the_next_test_still_has_its_database(faceplate_db: DatabaseTarget
     assert (await fm.get_user(user_id=user.id)).email == "after@example.com"
 
 
-def readme_example() -> str:
-    readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("### Testing an application") :]
+def guide_example() -> str:
+    guide = (ROOT / "docs" / "guide.md").read_text()
+    section = guide[guide.index("## Testing an application") :]
     match = re.search(r"```python\n(.*?)```", section, re.S)
-    assert match is not None, "the README lost its example"
+    assert match is not None, "the guide lost its example"
     return match.group(1)
 
 
 def test_the_readme_example_runs_as_a_users_test_suite(
     faceplate_server: DatabaseTarget, tmp_path: Path
 ) -> None:
-    (tmp_path / "test_app.py").write_text(readme_example())
+    (tmp_path / "test_app.py").write_text(guide_example())
     (tmp_path / "pyproject.toml").write_text(
         "[tool.pytest.ini_options]\n"
         'asyncio_mode = "auto"\n'

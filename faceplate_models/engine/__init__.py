@@ -3,7 +3,7 @@ after a lost connection, and the one place where driver errors become the packag
 Tortoise config names this package as its engine (`client_class`), so the models, the store
 and Aerich all go through it.
 
-The rules (the README's failure table states them for operators):
+The rules (docs/operations.md, Failure behaviour, states them for operators):
 
 - Every wait is bounded. A free pooled connection: the pool timeout, then `PoolTimeout`. A
   statement: the server cancels it after the statement timeout, and a connection silent for

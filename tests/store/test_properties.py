@@ -368,7 +368,7 @@ async def test_hostile_values_named_by_the_issue(chat: tuple[Any, Any]) -> None:
 
 
 async def test_what_does_not_round_trip_is_documented(chat: tuple[Any, Any]) -> None:
-    """JSONB keeps numbers as decimals: -0.0 has no sign there (the README says so)."""
+    """JSONB keeps numbers as decimals: -0.0 has no sign there (the guide says so)."""
     user_id, _ = chat
     await fm.save_mcp_config(user_id=user_id, name="zero", config={"z": -0.0, "big": 2**80})
     fetched = await fm.get_mcp_config(user_id=user_id, name="zero")
