@@ -45,6 +45,7 @@ from benchmarks.with_sqlalchemy import SqlAlchemy
 from benchmarks.with_tortoise import PlainTortoise
 from faceplate_models.config import DatabaseTarget, load_settings, parse_database_url
 from faceplate_models.store import _cursors as cursors
+from faceplate_models.store.usage import COUNTERS
 from faceplate_models.testing import connect, create_database, drop_database
 
 Call = Callable[[], Awaitable[Any]]
@@ -87,21 +88,7 @@ SCALE = Size(20_000, 100_000, 1_000_000, 1_000_000, rounds=300, concurrent_calls
 #: at each fork the old answer's branch of `DEAD` messages (about 10,000 in all at 200).
 STRETCH = 39
 DEAD = 10
-USAGE_COLUMNS = [
-    "id",
-    "user_id",
-    "day",
-    "provider",
-    "model",
-    "answers",
-    "input_tokens",
-    "cached_input_tokens",
-    "cache_write_tokens",
-    "output_tokens",
-    "reasoning_tokens",
-    "cost",
-    "unpriced",
-]
+USAGE_COLUMNS = ["id", "user_id", "day", "provider", "model", *COUNTERS]
 MESSAGE_COLUMNS = [
     "id",
     "conversation_id",

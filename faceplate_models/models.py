@@ -300,7 +300,23 @@ class ModelPrice(Model):
         return f"{self.provider}/{self.model} from {self.starts_at:%Y-%m-%d}"
 
 
-class UsageDay(Model):
+class UsageTotals(Model):
+    """What a usage row sums: answers, their tokens and their cost (the rollups' columns)."""
+
+    answers = fields.BigIntField(default=0)
+    input_tokens = fields.BigIntField(default=0)
+    cached_input_tokens = fields.BigIntField(default=0)
+    cache_write_tokens = fields.BigIntField(default=0)
+    output_tokens = fields.BigIntField(default=0)
+    reasoning_tokens = fields.BigIntField(default=0)
+    cost = fields.BigIntField(default=0, description="micro-units")
+    unpriced = fields.BigIntField(default=0, description="answers with no price in force")
+
+    class Meta:
+        abstract = True
+
+
+class UsageDay(UsageTotals):
     """A user's answers and their cost, summed per UTC day and model: what summaries by day or
     model, and budgets, read (a few rows a day, however many conversations)."""
 
@@ -311,14 +327,6 @@ class UsageDay(Model):
     day = fields.DateField(description="UTC")
     provider = fields.CharField(max_length=PROVIDER_MAX)
     model = fields.CharField(max_length=MODEL_NAME_MAX)
-    answers = fields.BigIntField(default=0)
-    input_tokens = fields.BigIntField(default=0)
-    cached_input_tokens = fields.BigIntField(default=0)
-    cache_write_tokens = fields.BigIntField(default=0)
-    output_tokens = fields.BigIntField(default=0)
-    reasoning_tokens = fields.BigIntField(default=0)
-    cost = fields.BigIntField(default=0, description="micro-units")
-    unpriced = fields.BigIntField(default=0, description="answers with no price in force")
 
     if TYPE_CHECKING:
         user_id: Any
@@ -335,7 +343,7 @@ class UsageDay(Model):
         return f"{self.day} {self.provider}/{self.model}: {self.answers} answers"
 
 
-class UsageRollup(Model):
+class UsageRollup(UsageTotals):
     """A user's answers and their cost, summed per day, conversation and model: what a summary
     by conversation reads."""
 
@@ -349,14 +357,6 @@ class UsageRollup(Model):
     day = fields.DateField(description="UTC")
     provider = fields.CharField(max_length=PROVIDER_MAX)
     model = fields.CharField(max_length=MODEL_NAME_MAX)
-    answers = fields.BigIntField(default=0)
-    input_tokens = fields.BigIntField(default=0)
-    cached_input_tokens = fields.BigIntField(default=0)
-    cache_write_tokens = fields.BigIntField(default=0)
-    output_tokens = fields.BigIntField(default=0)
-    reasoning_tokens = fields.BigIntField(default=0)
-    cost = fields.BigIntField(default=0, description="micro-units")
-    unpriced = fields.BigIntField(default=0, description="answers with no price in force")
 
     if TYPE_CHECKING:
         user_id: Any

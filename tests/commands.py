@@ -1,4 +1,4 @@
-"""The package's command line run as an operator runs it: in a child process, whose only
+"""Commands run as an operator or a user's CI runs them: in a child process, whose only
 FACEPLATE_ settings are the ones the test gives."""
 
 from __future__ import annotations
@@ -6,10 +6,37 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def environment(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """This process's environment without the test session's FACEPLATE_ settings, plus `env`."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("FACEPLATE_")}
+    return clean | dict(env or {})
+
+
+def run(
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: Path = ROOT,
+    stdin: str = "",
+    timeout: float = 120,
+) -> subprocess.CompletedProcess[str]:
+    """Run `argv` to its end, its output captured as text, in `environment(env)`."""
+    return subprocess.run(
+        list(argv),
+        capture_output=True,
+        text=True,
+        input=stdin,
+        cwd=cwd,
+        env=environment(env),
+        timeout=timeout,
+        check=False,
+    )
 
 
 def faceplate_db_cli(
@@ -22,17 +49,11 @@ def faceplate_db_cli(
 ) -> subprocess.CompletedProcess[str]:
     """Run `faceplate-db args`; `url` goes in FACEPLATE_DATABASE_URL, as a deploy passes a
     password, and `env` adds to an environment without the test session's settings."""
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("FACEPLATE_")}
-    environment.update(env or {})
-    if url is not None:
-        environment["FACEPLATE_DATABASE_URL"] = url
-    return subprocess.run(
+    settings = dict(env or {}) | ({"FACEPLATE_DATABASE_URL": url} if url is not None else {})
+    return run(
         [sys.executable, "-m", "faceplate_models.cli", *args],
-        capture_output=True,
-        text=True,
-        input=stdin,
+        env=settings,
         cwd=cwd,
-        env=environment,
+        stdin=stdin,
         timeout=timeout,
-        check=False,
     )

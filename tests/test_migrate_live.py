@@ -10,7 +10,6 @@ of FACEPLATE_TEST_DATABASE_URL, which CI runs second.
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import signal
 import statistics
@@ -32,9 +31,8 @@ from faceplate_models.config import DatabaseTarget, Settings, load_settings
 from faceplate_models.db import tortoise_config
 from faceplate_models.migrate import migrations_location, upgrade, version_files
 from faceplate_models.testing import connect, create_database, drop_database
-from tests import previous_release
+from tests import commands, previous_release
 
-ROOT = Path(__file__).resolve().parent.parent
 PREVIOUS = 3  # the previous release's migrations: 0, 1 and 2
 WRITERS = 20
 MESSAGES = 1_000_000 if load_settings().test_database_url is None else 100_000
@@ -160,12 +158,10 @@ class Writers:
 
 
 def faceplate_db_upgrade(target: DatabaseTarget) -> subprocess.Popen[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FACEPLATE_")}
-    env["FACEPLATE_DATABASE_URL"] = target.url()
     return subprocess.Popen(
         [sys.executable, "-m", "faceplate_models.cli", "upgrade"],
-        cwd=ROOT,
-        env=env,
+        cwd=commands.ROOT,
+        env=commands.environment({"FACEPLATE_DATABASE_URL": target.url()}),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -315,18 +311,12 @@ async def test_plain_aerich_upgrade_runs_the_same_steps(
     tasks = [asyncio.create_task(writers.run()) for _ in range(5)]
     try:
         await asyncio.sleep(0.5)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("FACEPLATE_")}
-        env["FACEPLATE_DATABASE_URL"] = target.url()
         aerich = Path(sys.executable).with_name("aerich")
         run = await asyncio.to_thread(
-            subprocess.run,
+            commands.run,
             [str(aerich), "upgrade"],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
+            env={"FACEPLATE_DATABASE_URL": target.url()},
             timeout=300,
-            check=False,
         )
         assert run.returncode == 0, run.stdout + run.stderr
         await asyncio.sleep(0.5)

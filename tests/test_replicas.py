@@ -9,13 +9,10 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import os
-import subprocess
 import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -25,9 +22,7 @@ import faceplate_models as fm
 from faceplate_models import replicas
 from faceplate_models.config import DatabaseTarget, Settings, load_settings
 from faceplate_models.testing import connect, create_database
-from tests import servers
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests import commands, servers
 
 
 @pytest.fixture(scope="module")
@@ -177,21 +172,13 @@ async def main():
         print(json.dumps([m.content for m in page.items]))
 asyncio.run(main())
 """
-        env = {k: v for k, v in os.environ.items() if not k.startswith("FACEPLATE_")}
-        env |= {
+        settings = {
             "FACEPLATE_DATABASE_URL": primary.url(),
             "FACEPLATE_DATABASE_REPLICA_URLS": standby.url(),
             "FACEPLATE_REPLICA_MAX_LAG": "30",
         }
-        run = subprocess.run(
-            [sys.executable, "-c", script],
-            capture_output=True,
-            text=True,
-            env=env,
-            cwd=ROOT,
-            timeout=120,
-            check=True,
-        )
+        run = commands.run([sys.executable, "-c", script], env=settings)
+        assert run.returncode == 0, run.stderr
         seen: list[str] = json.loads(run.stdout)
         return seen
 

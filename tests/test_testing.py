@@ -3,7 +3,6 @@ plain `init_db()` and closes the pool; the guide's example runs as a test of its
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -13,8 +12,7 @@ from tortoise import Tortoise, connections
 
 import faceplate_models as fm
 from faceplate_models.config import DatabaseTarget
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests import commands
 
 
 async def test_a_plain_init_db_in_the_session_connects_to_the_test_database(
@@ -37,34 +35,37 @@ async def test_the_next_test_still_has_its_database(faceplate_db: DatabaseTarget
 
 
 def guide_example() -> str:
-    guide = (ROOT / "docs" / "guide.md").read_text()
+    guide = (commands.ROOT / "docs" / "guide.md").read_text()
     section = guide[guide.index("## Testing an application") :]
     match = re.search(r"```python\n(.*?)```", section, re.S)
     assert match is not None, "the guide lost its example"
     return match.group(1)
 
 
-def test_the_readme_example_runs_as_a_users_test_suite(
-    faceplate_server: DatabaseTarget, tmp_path: Path
-) -> None:
-    (tmp_path / "test_app.py").write_text(guide_example())
+def users_suite(
+    tmp_path: Path, server: DatabaseTarget, tests: str, ini: str = "", **env: str
+) -> subprocess.CompletedProcess[str]:
+    """Run `tests` as a user's CI runs their suite: pytest in their project, with the plugin
+    configured by their pyproject.toml (`ini` added) and their server in the environment."""
+    (tmp_path / "test_app.py").write_text(tests)
     (tmp_path / "pyproject.toml").write_text(
         "[tool.pytest.ini_options]\n"
         'asyncio_mode = "auto"\n'
         'asyncio_default_fixture_loop_scope = "session"\n'
-        'asyncio_default_test_loop_scope = "session"\n'
+        'asyncio_default_test_loop_scope = "session"\n' + ini
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FACEPLATE_")}
-    env["FACEPLATE_TEST_DATABASE_URL"] = faceplate_server.url()
-    run = subprocess.run(
+    return commands.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_app.py"],
+        env={"FACEPLATE_TEST_DATABASE_URL": server.url(), "PYTHONPATH": str(tmp_path), **env},
         cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
         timeout=300,
-        check=False,
     )
+
+
+def test_the_guide_example_runs_as_a_users_test_suite(
+    faceplate_server: DatabaseTarget, tmp_path: Path
+) -> None:
+    run = users_suite(tmp_path, faceplate_server, guide_example())
     assert run.returncode == 0, run.stdout + run.stderr
     assert re.search(r"\b3 passed\b", run.stdout), run.stdout
 
@@ -76,7 +77,7 @@ def test_the_plugin_stays_out_of_the_way_without_pytest_asyncio(tmp_path: Path) 
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     python = venv / "bin" / "python"
     install = subprocess.run(
-        [str(python), "-m", "pip", "install", "-q", "pytest", str(ROOT)],
+        [str(python), "-m", "pip", "install", "-q", "pytest", str(commands.ROOT)],
         capture_output=True,
         text=True,
         timeout=600,
@@ -135,26 +136,15 @@ async def test_the_next_test_starts_empty(faceplate_db):
 def test_the_plugin_registers_an_applications_own_models(
     faceplate_server: DatabaseTarget, tmp_path: Path
 ) -> None:
-    (tmp_path / "notes_models.py").write_text((ROOT / "tests" / "app_models.py").read_text())
-    (tmp_path / "test_notes.py").write_text(APPLICATION_TESTS)
-    (tmp_path / "pyproject.toml").write_text(
-        "[tool.pytest.ini_options]\n"
-        'asyncio_mode = "auto"\n'
-        'asyncio_default_fixture_loop_scope = "session"\n'
-        'asyncio_default_test_loop_scope = "session"\n'
-        'faceplate_app_models = ["notes_models"]\n'
+    (tmp_path / "notes_models.py").write_text(
+        (commands.ROOT / "tests" / "app_models.py").read_text()
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FACEPLATE_")}
-    env["FACEPLATE_TEST_DATABASE_URL"] = faceplate_server.url()
-    env["FACEPLATE_TEST_DATABASE_PREFIX"] = "myapp_ci"
-    run = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_notes.py"],
-        cwd=tmp_path,
-        env={**env, "PYTHONPATH": str(tmp_path)},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+    run = users_suite(
+        tmp_path,
+        faceplate_server,
+        APPLICATION_TESTS,
+        'faceplate_app_models = ["notes_models"]\n',
+        FACEPLATE_TEST_DATABASE_PREFIX="myapp_ci",
     )
     assert run.returncode == 0, run.stdout + run.stderr
     assert re.search(r"\b2 passed\b", run.stdout), run.stdout

@@ -28,7 +28,7 @@ from uuid6 import uuid7
 
 from faceplate_models.engine import Connection, current
 from faceplate_models.errors import Conflict, MigrationError, ValidationError
-from faceplate_models.formats.shape import Draft, drafts
+from faceplate_models.formats.shape import KEYS, Draft, drafts
 from faceplate_models.models import Message, Role
 from faceplate_models.store import _paths as paths
 from faceplate_models.store._rows import builder, columns, fetchrow, missing, now, run
@@ -225,34 +225,27 @@ def _plan(drafts: Sequence[Draft], parent: asyncpg.Record | None) -> _Plan:
     return plan
 
 
-_COMPARED: Final = (
-    "content",
-    "tool_calls",
-    "tool_results",
-    "model",
-    "provider",
-    "finish_reason",
-    "usage_json",
-    "thinking",
-    "metadata",
-)
+#: The fields a Draft holds as JSON text, as their columns come back: compared as values.
+_ENCODED: Final = frozenset({"tool_calls", "tool_results", "thinking", "metadata"})
 
 
 def _same_turn(drafts: Sequence[Draft], rows: Sequence[asyncpg.Record]) -> bool:
-    """Whether stored `rows` are the messages `drafts` describe (JSON compared as values)."""
+    """Whether stored `rows` are the messages `drafts` describe, field by field."""
 
     def decoded(value: str | None) -> Any:
         return None if value is None else json.loads(value)
 
+    def same(draft: Draft, row: asyncpg.Record, name: str) -> bool:
+        if name == "role":
+            return bool(draft.role.value == row[name])
+        if name == "usage":
+            return bool(draft.usage == decoded(row[name]))
+        if name in _ENCODED:
+            return bool(decoded(getattr(draft, name)) == decoded(row[name]))
+        return bool(getattr(draft, name) == row[name])
+
     return len(drafts) == len(rows) and all(
-        d.role.value == r["role"]
-        and all(
-            decoded(getattr(d, name)) == decoded(r[name.removesuffix("_json")])
-            if name in ("tool_calls", "tool_results", "usage_json", "thinking", "metadata")
-            else getattr(d, name) == r[name]
-            for name in _COMPARED
-        )
-        for d, r in zip(drafts, rows, strict=True)
+        same(draft, row, name) for draft, row in zip(drafts, rows, strict=True) for name in KEYS
     )
 
 

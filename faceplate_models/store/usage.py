@@ -29,7 +29,14 @@ from uuid6 import uuid7
 
 from faceplate_models.engine import Connection, current
 from faceplate_models.errors import BudgetExceeded, ValidationError
-from faceplate_models.models import MODEL_NAME_MAX, PROVIDER_MAX, Budget, Hold, ModelPrice
+from faceplate_models.models import (
+    MODEL_NAME_MAX,
+    PROVIDER_MAX,
+    Budget,
+    Hold,
+    ModelPrice,
+    UsageTotals,
+)
 from faceplate_models.store._rows import builder, columns, fetch, missing, now, run
 from faceplate_models.validation import as_uuid, required_text
 
@@ -53,10 +60,9 @@ SET_PRICE_SQL: Final = f"""INSERT INTO faceplate.model_prices ({_PRICE_COLUMNS})
         cached_input = EXCLUDED.cached_input, cache_write = EXCLUDED.cache_write,
         output = EXCLUDED.output
     RETURNING {_PRICE_COLUMNS}"""
-_SUMS: Final = """sum(answers) AS answers,
-    sum(input_tokens) AS input_tokens, sum(cached_input_tokens) AS cached_input_tokens,
-    sum(cache_write_tokens) AS cache_write_tokens, sum(output_tokens) AS output_tokens,
-    sum(reasoning_tokens) AS reasoning_tokens, sum(cost) AS cost, sum(unpriced) AS unpriced"""
+#: What a usage row sums, in the order `Usage` takes them.
+COUNTERS: Final = tuple(UsageTotals._meta.fields_map)
+_SUMS: Final = ", ".join(f"sum({name}) AS {name}" for name in COUNTERS)
 #: A user's usage over days [$2, $3), by day, by model or by conversation.
 USAGE_SQL: Final = {
     by: f"""SELECT {key}, {_SUMS} FROM faceplate.{table}
@@ -203,25 +209,7 @@ async def usage_summary(
             return (row["provider"], row["model"])
         return row["day" if by == "day" else "conversation_id"]  # type: ignore[no-any-return]
 
-    found = [
-        Usage(
-            key(row),
-            *(
-                int(row[name])
-                for name in (
-                    "answers",
-                    "input_tokens",
-                    "cached_input_tokens",
-                    "cache_write_tokens",
-                    "output_tokens",
-                    "reasoning_tokens",
-                    "cost",
-                    "unpriced",
-                )
-            ),
-        )
-        for row in rows
-    ]
+    found = [Usage(key(row), *(int(row[name]) for name in COUNTERS)) for row in rows]
     if by == "day":
         return sorted(found, key=lambda u: str(u.key))
     return sorted(found, key=lambda u: (-u.cost, str(u.key)))
