@@ -22,6 +22,7 @@ from faceplate_models.errors import ValidationError
 from faceplate_models.formats.anthropic import anthropic_usage, from_anthropic, to_anthropic
 from faceplate_models.formats.gemini import gemini_usage
 from faceplate_models.formats.openai import from_openai, openai_usage, to_openai
+from faceplate_models.formats.shape import dumped
 
 
 def mcp_result(tool_call_id: str, result: Any) -> dict[str, Any]:
@@ -30,9 +31,7 @@ def mcp_result(tool_call_id: str, result: Any) -> dict[str, Any]:
     Its content blocks are kept as they are; structured content without blocks becomes
     one text block of its JSON, as MCP servers are asked to do themselves.
     """
-    data = result
-    if callable(getattr(type(result), "model_dump", None)):
-        data = result.model_dump(mode="json", by_alias=True, exclude_none=True)
+    data = dumped("result", result)
     if not isinstance(data, dict):
         raise ValidationError("result", "must be an MCP CallToolResult or its JSON")
     content = list(data.get("content") or [])

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 
 from faceplate_models.errors import ValidationError
-from faceplate_models.formats.shape import Draft
+from faceplate_models.formats.shape import Draft, dumped
 from faceplate_models.models import Role
 
 _BLOCK_TYPES: Final = {"text", "image", "audio", "resource", "resource_link"}
@@ -100,11 +100,9 @@ def as_text(content: Any) -> str:
 
 def dump(response: Any) -> dict[str, Any]:
     """A model API's response as a dict: its pydantic model dumped, or the dict itself."""
-    if callable(getattr(type(response), "model_dump", None)):
-        dumped: dict[str, Any] = response.model_dump(mode="json", exclude_none=True)
-        return dumped
-    if isinstance(response, Mapping):
-        return dict(response)
+    data = dumped("response", response)
+    if isinstance(data, Mapping):
+        return dict(data)
     raise ValidationError("response", "must be the API's response object, or its dict")
 
 

@@ -5,12 +5,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from faceplate_models.errors import ValidationError
+from faceplate_models.formats.shape import dumped
 
-def gemini_usage(usage: Mapping[str, Any] | None) -> dict[str, int] | None:
-    """Gemini's `usageMetadata` (or the SDK's snake_case) as an answer's: its prompt count
-    includes the cached tokens, and its thoughts are billed as output beside the candidates."""
+
+def gemini_usage(usage: Any) -> dict[str, int] | None:
+    """Gemini's `usageMetadata` (the REST JSON, the SDK's model, or its snake_case dump) as an
+    answer's: its prompt count includes the cached tokens, and its thoughts are billed as
+    output beside the candidates."""
+    usage = dumped("usage", usage)
     if not usage:
         return None
+    if not isinstance(usage, Mapping):
+        raise ValidationError("usage", "must be Gemini's usageMetadata, or its dict")
 
     def count(name: str, snake: str) -> int:
         return int(usage.get(name) or usage.get(snake) or 0)

@@ -13,7 +13,8 @@ import pytest
 from anthropic.types import Message as AnthropicMessage
 from anthropic.types import MessageParam, TextBlockParam
 from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
-from pydantic import ConfigDict, TypeAdapter
+from pydantic import BaseModel, ConfigDict, TypeAdapter
+from pydantic.alias_generators import to_camel
 
 import faceplate_models as fm
 from faceplate_models.errors import ValidationError
@@ -390,19 +391,34 @@ def test_the_converters_take_the_dicts_append_turn_takes() -> None:
         to_anthropic(nan)
 
 
+class GeminiUsage(BaseModel):
+    """Shaped as google-genai's `UsageMetadata`: snake_case fields, camelCase aliases."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+    prompt_token_count: int | None = None
+    cached_content_token_count: int | None = None
+    candidates_token_count: int | None = None
+    thoughts_token_count: int | None = None
+
+
 def test_gemini_usage_counts_each_token_once() -> None:
-    assert gemini_usage(
-        {
-            "promptTokenCount": 1000,
-            "cachedContentTokenCount": 300,
-            "candidatesTokenCount": 80,
-            "thoughtsTokenCount": 20,
-        }
-    ) == {
+    rest = {
+        "promptTokenCount": 1000,
+        "cachedContentTokenCount": 300,
+        "candidatesTokenCount": 80,
+        "thoughtsTokenCount": 20,
+    }
+    counted = {
         "input_tokens": 700,
         "cached_input_tokens": 300,
         "cache_write_tokens": 0,
         "output_tokens": 100,
         "reasoning_tokens": 20,
     }
+    sdk = GeminiUsage.model_validate(rest)
+    assert gemini_usage(rest) == counted
+    assert gemini_usage(sdk) == counted
+    assert gemini_usage(sdk.model_dump()) == counted  # the snake_case dump
     assert gemini_usage(None) is None
+    with pytest.raises(ValidationError, match="usage"):
+        gemini_usage("1000 tokens")
