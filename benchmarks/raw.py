@@ -89,8 +89,7 @@ class Raw:
                     opens[call["id"]] = str(message_id)
                     made[call["id"]] = message_id
                 open_sets.append(json.dumps(opens) if opens else None)
-            rows = await conn.fetch(
-                messages.APPEND_SQL,
+            values: tuple[Any, ...] = (
                 conversation_id,
                 user_id,
                 max(now, row["updated_at"] + timedelta(microseconds=len(drafts))),
@@ -124,6 +123,11 @@ class Raw:
                 [provider for provider, _ in priced],
                 [model for _, model in priced],
                 [uuid7() for _ in priced],
+            )
+            money = bool(priced)  # no hold: the suite reserves nothing for its turns
+            rows = await conn.fetch(
+                messages.APPEND_SQL[money],
+                *values[: None if money else messages.UNPRICED_PARAMETERS],
             )
         return [self._message(row) for row in rows]
 

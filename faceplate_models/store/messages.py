@@ -108,17 +108,31 @@ def _rollup(table: str, ids: str, conversation: str, value: str) -> str:
             cost = r.cost + EXCLUDED.cost, unpriced = r.unpriced + EXCLUDED.unpriced"""
 
 
-# $1 conversation, $2 user, $3 the time of the last message, $4 the ids, $5 the turn, then the
-# columns of each message ($6-$20), the calls made ($21-$24), the calls of earlier messages
-# answered ($25-$27), the calls left open on the new active path ($28), the hold the turn
-# settles ($29), and the turn's usage rows, one per model: ids by conversation ($30), the
-# models ($31, $32), ids by day ($33).
-APPEND_SQL: Final = f"""WITH new_messages AS (
+# What a turn with usage or a hold adds to its statement: the hold settled, the usage rolled
+# up by conversation and by day.
+_MONEY: Final = f"""
+    ), settled AS (
+        DELETE FROM faceplate.holds WHERE id = $29 AND user_id = $2
+    ), by_conversation AS ({_rollup("usage_rollups", "$30", "conversation_id, ", "$1, ")}
+    ), by_day AS ({_rollup("usage_days", "$33", "", "")}"""
+#: The parameters of a turn without money: all but the hold ($29) and the usage rows.
+UNPRICED_PARAMETERS: Final = 28
+
+
+def _append_sql(money: bool) -> str:
+    """A turn's one statement. Parameters: $1 conversation, $2 user, $3 the time of the last
+    message, $4 the ids, $5 the turn, then the columns of each message ($6-$20), the calls
+    made ($21-$24), the calls of earlier messages answered ($25-$27), the calls left open on
+    the new active path ($28); with `money`, the hold the turn settles ($29) and the turn's
+    usage rows, one per model: ids by conversation ($30), the models ($31, $32), ids by day
+    ($33). A turn without usage or a hold leaves that part out, and its cost to plan."""
+    cost = f"CASE WHEN m.usage IS NOT NULL THEN {_COST} END" if money else "NULL::bigint"
+    settles = _MONEY if money else ""
+    return f"""WITH new_messages AS (
         INSERT INTO faceplate.messages ({COLUMNS})
         SELECT m.id, $1, m.parent_id, $2, m.role, m.content, m.tool_calls, m.tool_results,
                m.depth, m.segment_id, m.fork_segment_id, m.open_calls, m.model, m.provider,
-               m.finish_reason, m.usage, CASE WHEN m.usage IS NOT NULL THEN {_COST} END,
-               m.thinking, m.metadata,
+               m.finish_reason, m.usage, {cost}, m.thinking, m.metadata,
                $3::timestamptz - (cardinality($4::uuid[]) - m.n) * interval '1 microsecond', $5
         FROM unnest($4::uuid[], $6::uuid[], $7::text[], $8::text[], $9::jsonb[],
                     $10::jsonb[], $11::int[], $12::uuid[], $13::uuid[], $14::jsonb[],
@@ -144,13 +158,13 @@ APPEND_SQL: Final = f"""WITH new_messages AS (
     ), touched AS (
         UPDATE faceplate.conversations
         SET updated_at = $3, active_leaf_id = $4[cardinality($4)], open_calls = $28
-        WHERE id = $1 AND user_id = $2 AND EXISTS (SELECT 1 FROM new_messages)
-    ), settled AS (
-        DELETE FROM faceplate.holds WHERE id = $29 AND user_id = $2
-    ), by_conversation AS ({_rollup("usage_rollups", "$30", "conversation_id, ", "$1, ")}
-    ), by_day AS ({_rollup("usage_days", "$33", "", "")}
+        WHERE id = $1 AND user_id = $2 AND EXISTS (SELECT 1 FROM new_messages){settles}
     )
     SELECT {COLUMNS} FROM new_messages"""
+
+
+#: By whether the turn has usage or settles a hold: `APPEND_SQL[money]`.
+APPEND_SQL: Final = {money: _append_sql(money) for money in (False, True)}
 STORED_SQL: Final = f"""SELECT {COLUMNS} FROM faceplate.messages
     WHERE conversation_id = $1 AND user_id = $2 AND (id = ANY($3::uuid[]) OR turn_id = $4)
     ORDER BY created_at, id"""
@@ -315,42 +329,46 @@ async def _append(
             # After the previous activity, one microsecond apart, the last one now.
             last = max(at, row["updated_at"] + timedelta(microseconds=len(drafts)))
             made = plan.calls
+            money = bool(answered_by) or hold is not None
+            values = (
+                cid,
+                uid,
+                last,
+                ids,
+                turn,
+                plan.parents,
+                [d.role.value for d in drafts],
+                [d.content for d in drafts],
+                [d.tool_calls for d in drafts],
+                [d.tool_results for d in drafts],
+                plan.depths,
+                plan.segments,
+                plan.forks,
+                plan.opens,
+                [d.model for d in drafts],
+                [d.provider for d in drafts],
+                [d.finish_reason for d in drafts],
+                [d.usage_json for d in drafts],
+                [d.thinking for d in drafts],
+                [d.metadata for d in drafts],
+                [uuid7() for _ in made],
+                [call for call, _, _ in made],
+                [message for _, message, _ in made],
+                [answer for _, _, answer in made],
+                [message for message, _, _ in plan.answers],
+                [call for _, call, _ in plan.answers],
+                [answer for _, _, answer in plan.answers],
+                plan.left_open,
+                hold,
+                [uuid7() for _ in answered_by],
+                [provider for provider, _ in answered_by],
+                [model for _, model in answered_by],
+                [uuid7() for _ in answered_by],
+            )
+            # A turn with no usage and no hold passes none of the money's parameters.
             return list(
                 await conn.fetch(
-                    APPEND_SQL,
-                    cid,
-                    uid,
-                    last,
-                    ids,
-                    turn,
-                    plan.parents,
-                    [d.role.value for d in drafts],
-                    [d.content for d in drafts],
-                    [d.tool_calls for d in drafts],
-                    [d.tool_results for d in drafts],
-                    plan.depths,
-                    plan.segments,
-                    plan.forks,
-                    plan.opens,
-                    [d.model for d in drafts],
-                    [d.provider for d in drafts],
-                    [d.finish_reason for d in drafts],
-                    [d.usage_json for d in drafts],
-                    [d.thinking for d in drafts],
-                    [d.metadata for d in drafts],
-                    [uuid7() for _ in made],
-                    [call for call, _, _ in made],
-                    [message for _, message, _ in made],
-                    [answer for _, _, answer in made],
-                    [message for message, _, _ in plan.answers],
-                    [call for _, call, _ in plan.answers],
-                    [answer for _, _, answer in plan.answers],
-                    plan.left_open,
-                    hold,
-                    [uuid7() for _ in answered_by],
-                    [provider for provider, _ in answered_by],
-                    [model for _, model in answered_by],
-                    [uuid7() for _ in answered_by],
+                    APPEND_SQL[money], *values[: None if money else UNPRICED_PARAMETERS]
                 )
             )
 
@@ -505,6 +523,7 @@ __all__ = [
     "LOCK_CONVERSATION_SQL",
     "PARENT_SQL",
     "ROOT",
+    "UNPRICED_PARAMETERS",
     "append_message",
     "append_turn",
     "check_turn",

@@ -576,6 +576,23 @@ async def test_hot_queries_use_their_indexes() -> None:
                VALUES ($1, $2, $3, 'c', $4, $5)""",
             [(uuid7(), cid, uid, mid, at) for mid, cid, uid, at in seeded[::10]],
         )
+        # A price list of a few hundred models, each repriced a few times, and the holds of
+        # requests in flight.
+        await conn.executemany(
+            """INSERT INTO faceplate.model_prices
+               (id, provider, model, starts_at, input, cached_input, cache_write, output,
+                created_at)
+               VALUES ($1, 'openai', $2, $3, 1, 1, 1, 1, $3)""",
+            [
+                (uuid7(), f"model-{m}", start - timedelta(days=30 * n))
+                for m in range(300)
+                for n in range(4)
+            ],
+        )
+        await conn.executemany(
+            "INSERT INTO faceplate.holds VALUES ($1, $2, 10, $3, $3)",
+            [(uuid7(), u.id, start + timedelta(hours=1)) for u in users for _ in range(50)],
+        )
         await conn.executemany(
             "INSERT INTO faceplate.tasks VALUES ($1, 't', NULL, $2, $3, $3, $4)",
             [
@@ -597,11 +614,19 @@ async def test_hot_queries_use_their_indexes() -> None:
     async with connections.get("default").acquire_connection() as conn:
         await conn.execute(
             "ANALYZE faceplate.conversations, faceplate.messages, faceplate.tool_calls, "
-            "faceplate.tasks, faceplate.usage_days, faceplate.usage_rollups"
+            "faceplate.tasks, faceplate.usage_days, faceplate.usage_rollups, "
+            "faceplate.model_prices, faceplate.holds"
         )
     middle, at_time, some_id = line[50].id, start + timedelta(seconds=50), uuid7()
     month_ago = (start - timedelta(days=30)).date()
+    # An answer after the leaf: the message's columns, no calls made or answered, none open.
+    one: list[Any] = [[None]] * 15
+    appended = (cid, ada.id, start, [some_id], None, *one, *[[]] * 7, 0)
+    priced = (*appended[:17], ['{"output_tokens": 9}'], *appended[18:])
+    money = (None, [uuid7()], ["openai"], ["model-7"], [uuid7()])
     plans = {
+        "append": await explain(messages.APPEND_SQL[False], *appended),
+        "append, priced": await explain(messages.APPEND_SQL[True], *priced, *money),
         "history": await explain(history.PATH_SQL["newest", False], cid, ada.id, 101),
         "history to a leaf": await explain(
             history.PATH_SQL["newest", True], cid, ada.id, 101, line[-1].id
@@ -658,6 +683,8 @@ async def test_hot_queries_use_their_indexes() -> None:
     either = ("idx_tasks_user_state", "idx_tasks_user_created")
     path = ("uidx_messages_segment_depth",)
     expected_index = {
+        "append": ("conversations_pkey",),
+        "append, priced": ("uidx_model_prices_starts",),
         "history": path,
         "history to a leaf": path,
         "history before": path,
