@@ -6,7 +6,7 @@ inside it run on its connection (`run`), each step under the client's deadline."
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -107,17 +107,24 @@ class Transaction(TransactionWrapper):
                 self.root.pool.stats.count(exc)
                 raise  # the ORM keeps stock Tortoise's classes
 
-    async def commit(self) -> None:
-        # A connection found closed before COMMIT was sent committed nothing.
-        sent = not failures.closed(self._connection)
+    async def _end(self, step: Callable[[], Awaitable[None]]) -> Exception | None:
+        """COMMIT or ROLLBACK within the statement bound: a lost connection ends the
+        transaction and is returned; any other error is raised."""
         try:
             async with self._bounded(self.root.statement_bound()):
-                await super().commit()
+                await step()
         except Exception as exc:
             if not self._dead(exc):
                 raise
             self._finalized = True
-            raise self._lost(exc, committing=sent) from exc
+            return exc
+        return None
+
+    async def commit(self) -> None:
+        # A connection found closed before COMMIT was sent committed nothing.
+        sent = not failures.closed(self._connection)
+        if (lost := await self._end(super().commit)) is not None:
+            raise self._lost(lost, committing=sent) from lost
 
     async def rollback(self) -> None:
         # The server discards the transaction of a connection that dropped: nothing to undo,
@@ -125,13 +132,7 @@ class Transaction(TransactionWrapper):
         if failures.closed(self._connection):
             self._finalized = True
             return
-        try:
-            async with self._bounded(self.root.statement_bound()):
-                await super().rollback()
-        except Exception as exc:
-            if not self._dead(exc):
-                raise
-            self._finalized = True
+        await self._end(super().rollback)
 
 
 class PooledTransaction(TransactionContextPooled):
