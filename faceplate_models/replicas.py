@@ -32,8 +32,8 @@ from faceplate_models.errors import (
     DatabaseUnavailable,
     FaceplateError,
     NotFound,
-    ValidationError,
 )
+from faceplate_models.validation import parsed
 
 log = logging.getLogger(__name__)
 
@@ -166,10 +166,9 @@ class Replicas:
         return None if position is None else format_lsn(position)
 
     def read_after(self, user_id: uuid.UUID, token: str) -> None:
-        try:
-            position = parse_lsn(token)
-        except ValueError:
-            raise ValidationError("token", "is not a consistency token") from None
+        position = parsed(
+            "token", lambda: parse_lsn(token), (ValueError,), "is not a consistency token"
+        )
         self.wrote(user_id, position)
 
     async def write(

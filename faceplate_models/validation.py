@@ -13,8 +13,8 @@ import json
 import math
 import sys
 import uuid
-from collections.abc import Mapping
-from typing import Final
+from collections.abc import Callable, Mapping
+from typing import Final, TypeVar
 
 from faceplate_models.errors import ValidationError
 from faceplate_models.models import EMAIL_MAX, Role
@@ -50,6 +50,24 @@ class Unset(enum.Enum):
 
 UNSET: Final = Unset.UNSET
 
+T = TypeVar("T")
+
+
+def parsed(
+    field: str, parse: Callable[[], T], errors: tuple[type[Exception], ...], problem: str
+) -> T:
+    """`parse()`, or a `ValidationError` saying `problem`.
+
+    The error is raised after the handler has ended, so the parser's exception (which holds
+    the input, as a `JSONDecodeError`'s `doc` or a `UnicodeEncodeError`'s `object` does, an
+    import document's secret values included) is neither its `__cause__` nor its `__context__`.
+    """
+    try:
+        return parse()
+    except errors:
+        pass
+    raise ValidationError(field, problem)
+
 
 def as_uuid(field: str, value: object) -> uuid.UUID:
     """A UUID, or its string form."""
@@ -77,12 +95,8 @@ def check_string(field: str, value: str) -> None:
     value = str.__str__(value)  # a str subclass may override what is checked here
     if "\x00" in value:
         raise ValidationError(field, "contains a NUL character, which PostgreSQL cannot store")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValidationError(
-            field, "contains a lone surrogate, which is not valid Unicode text"
-        ) from None
+    problem = "contains a lone surrogate, which is not valid Unicode text"
+    parsed(field, value.encode, (UnicodeEncodeError,), problem)
 
 
 def text(field: str, value: object, max_chars: int, *, strip: bool = False) -> str:
@@ -157,6 +171,13 @@ def flag(field: str, value: object, *, optional: bool = False) -> bool | None:
 
 # --- JSON ----------------------------------------------------------------------------------
 
+
+def nesting(field: str, depth: int) -> None:
+    """Refuse a value nested deeper than MAX_JSON_DEPTH, before anything recurses further."""
+    if depth > MAX_JSON_DEPTH:
+        raise ValidationError(field, f"is nested deeper than {MAX_JSON_DEPTH} levels")
+
+
 # Python writes integral floats from 1e16 up in exponent form ("3.602879701896397e+16"), which
 # JSONB stores as a decimal integer, so they would come back as a different int. Such floats
 # are written out in full with a ".0", which JSONB keeps, and which reads back exactly.
@@ -183,8 +204,7 @@ class _Walk:
         check_string(self.field, value)
 
     def value(self, value: object, depth: int) -> None:
-        if depth > MAX_JSON_DEPTH:
-            raise ValidationError(self.field, f"is nested deeper than {MAX_JSON_DEPTH} levels")
+        nesting(self.field, depth)
         if value is None or isinstance(value, bool):
             self.grow(5)
         elif isinstance(value, int):
@@ -216,15 +236,11 @@ class _Walk:
             )
 
     def integer(self, value: int) -> None:
+        huge = f"holds an integer of more than {MAX_INT_DIGITS} digits"
         if value.bit_length() > _MAX_INT_BITS:
-            raise self._huge()
-        try:
-            self.grow(len(str(value)))
-        except ValueError:  # more digits than Python converts
-            raise self._huge() from None
-
-    def _huge(self) -> ValidationError:
-        return ValidationError(self.field, f"holds an integer of more than {MAX_INT_DIGITS} digits")
+            raise ValidationError(self.field, huge)
+        # str() refuses more digits than Python converts
+        self.grow(len(parsed(self.field, lambda: int.__str__(value), (ValueError,), huge)))
 
 
 def _exact_json(value: object) -> str:
@@ -295,8 +311,10 @@ __all__ = [
     "flag",
     "json_object",
     "json_text",
+    "nesting",
     "optional_text",
     "page_size",
+    "parsed",
     "required_text",
     "role",
     "string_map",

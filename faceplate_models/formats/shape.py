@@ -31,7 +31,9 @@ from faceplate_models.validation import (
     MAX_JSON_BYTES,
     MAX_TEXT_CHARS,
     json_text,
+    nesting,
     optional_text,
+    parsed,
     role,
     text,
 )
@@ -313,17 +315,19 @@ def _results_json(field: str, value: object, draft: Draft) -> str | None:
     return json_text(field, results)
 
 
-def dumped(field: str, content: object) -> object:
+def dumped(field: str, content: object, depth: int = 0) -> object:
     """MCP clients hand out content blocks as pydantic models; stored, they are their JSON."""
+    nesting(field, depth)
     if callable(getattr(type(content), "model_dump", None)):
-        try:
-            return content.model_dump(  # type: ignore[attr-defined]
-                mode="json", by_alias=True, exclude_none=True
-            )
-        except Exception:
-            raise ValidationError(field, "holds a model that cannot be dumped as JSON") from None
+        dump = content.model_dump  # type: ignore[attr-defined]
+        return parsed(
+            field,
+            lambda: dump(mode="json", by_alias=True, exclude_none=True),
+            (Exception,),
+            "holds a model that cannot be dumped as JSON",
+        )
     if isinstance(content, list | tuple):
-        return [dumped(field, item) for item in content]
+        return [dumped(field, item, depth + 1) for item in content]
     return content
 
 

@@ -11,13 +11,13 @@ ownership; the digest only stops a cursor from being used where it means nothing
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import uuid
 from datetime import UTC, datetime
 from typing import Final
 
 from faceplate_models.errors import ValidationError
+from faceplate_models.validation import parsed
 
 HISTORY: Final = "history"
 TREE: Final = "tree"
@@ -59,13 +59,14 @@ def decode(
     """The position a cursor names, if it belongs to this listing; else `ValidationError`."""
     if not isinstance(cursor, str) or len(cursor) > _MAX_LENGTH:
         raise ValidationError(field, "must be a cursor string from a previous page")
-    try:
+
+    def read() -> tuple[str, str, datetime, uuid.UUID]:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         issued_kind, digest, at, row_id = raw.split("|")
-        moment = datetime.fromisoformat(at)
-        position = moment, uuid.UUID(row_id)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise ValidationError(field, "is not a cursor this API issued") from None
+        return issued_kind, digest, datetime.fromisoformat(at), uuid.UUID(row_id)
+
+    problem = "is not a cursor this API issued"
+    issued_kind, digest, moment, row_id = parsed(field, read, (ValueError,), problem)
     if issued_kind != kind:
         listing = _KINDS.get(issued_kind, "something else")
         raise ValidationError(field, f"is a cursor of {listing}, not of {_KINDS[kind]}")
@@ -73,7 +74,7 @@ def decode(
         raise ValidationError(field, f"is a cursor of {_WHAT[kind]}")
     if moment.tzinfo is None or not EARLIEST <= moment < _LATEST:
         raise ValidationError(field, "names a time outside the range of stored rows")
-    return position
+    return moment, row_id
 
 
 __all__ = ["CONVERSATIONS", "EARLIEST", "HISTORY", "TASKS", "TREE", "decode", "encode"]

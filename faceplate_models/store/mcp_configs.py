@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Mapping
+from functools import partial
 from typing import Any, Final
 
 from tortoise.transactions import in_transaction
@@ -32,9 +33,12 @@ from faceplate_models.store._rows import (
 )
 from faceplate_models.validation import (
     MAX_JSON_BYTES,
+    MAX_JSON_DEPTH,
     as_uuid,
     flag,
     json_object,
+    json_text,
+    parsed,
     required_text,
     string_map,
 )
@@ -149,17 +153,19 @@ async def delete_mcp_config(*, user_id: uuid.UUID | str, name: str) -> None:
 
 # --- importing the files users already have ----------------------------------------------
 
+# Python's parser raises RecursionError on deep nesting, before any depth check could run.
+_UNREADABLE: Final = (ValueError, RecursionError)
+
 
 def _document(document: object) -> Mapping[str, Any]:
     if isinstance(document, str | bytes):
         if len(document) > MAX_JSON_BYTES:
             raise ValidationError("document", f"is larger than {MAX_JSON_BYTES} bytes")
-        try:
-            document = json.loads(document)
-        except ValueError as exc:
-            raise ValidationError("document", f"is not JSON ({exc})") from None
+        problem = f"is not JSON, or is nested deeper than {MAX_JSON_DEPTH} levels"
+        document = parsed("document", partial(json.loads, document), _UNREADABLE, problem)
     if not isinstance(document, Mapping):
         raise ValidationError("document", "must be a JSON object (an mcp.json document)")
+    json_text("document", dict(document))  # its size and depth, before anything walks it
     servers = document.get("mcpServers", document.get("servers"))
     if not isinstance(servers, Mapping):
         raise ValidationError(

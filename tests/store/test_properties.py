@@ -55,8 +55,10 @@ odd_scalars = (
     | st.just(Ellipsis)
     | st.just(-0.0)
 )
+# Nesting far past the cap, where Python's own recursion limit would be the first to refuse.
+very_deep = st.integers(900, 5000).map(lambda d: _nest(d))
 hostile = st.recursive(
-    odd_scalars,
+    odd_scalars | very_deep,
     lambda inner: (
         st.lists(inner, max_size=4)
         | st.tuples(inner, inner)
@@ -297,8 +299,17 @@ async def test_every_argument_of_every_function_takes_anything(
     function: Callable[..., Awaitable[Any]] = getattr(fm, label.split(",")[0])
     kwargs = {**world[label], argument: value}
     # Refused before any SQL, or a well-formed call about rows that are not there.
-    with contextlib.suppress(ValidationError, NotFound, Conflict):
+    try:
         await function(**kwargs)
+    except ValidationError as exc:
+        _carries_nothing(exc)
+    except (NotFound, Conflict):
+        pass
+
+
+def _carries_nothing(exc: ValidationError) -> None:
+    """A refusal holds no exception of the parser's, which would hold the input."""
+    assert exc.__cause__ is None and exc.__context__ is None, repr(exc.__context__)
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
@@ -374,3 +385,93 @@ async def test_what_does_not_round_trip_is_documented(chat: tuple[Any, Any]) -> 
     fetched = await fm.get_mcp_config(user_id=user_id, name="zero")
     assert fetched.config == {"z": 0.0, "big": 2**80}
     assert str(fetched.config["z"]) == "0.0"
+
+
+def _deep_text(depth: int) -> str:
+    return '{"a":' * depth + "1" + "}" * depth
+
+
+async def test_any_nesting_anywhere_is_refused_at_little_cost(chat: tuple[Any, Any]) -> None:
+    """Nesting past every recursion limit (Python's, the JSON parser's, PostgreSQL's) in each
+    place a caller hands over JSON, as values or as text: a `ValidationError` naming the
+    field, quickly, never a RecursionError."""
+    user_id, conversation_id = chat
+    at = {"user_id": user_id, "conversation_id": conversation_id}
+    deep = _nest(100_000)
+
+    def call(arguments: str) -> list[dict[str, Any]]:
+        return [{"id": "c", "type": "function", "function": {"name": "t", "arguments": arguments}}]
+
+    cases: list[tuple[str, Callable[[], Awaitable[Any]]]] = [
+        (
+            "tool_results",
+            lambda: fm.append_message(
+                **at, role="tool", tool_results=[{"tool_call_id": "open", "content": deep}]
+            ),
+        ),
+        (
+            "tool_results",
+            lambda: fm.append_message(
+                **at, role="tool", tool_results=[{"tool_call_id": "open", "content": [deep]}]
+            ),
+        ),
+        (
+            "tool_calls",
+            lambda: fm.append_message(**at, role="assistant", tool_calls=call(_deep_text(100_000))),
+        ),
+        (
+            "messages[0].tool_calls",
+            lambda: fm.append_turn(
+                **at, messages=[{"role": "assistant", "tool_calls": call(_deep_text(5000))}]
+            ),
+        ),
+        (
+            "document",
+            lambda: fm.import_mcp_servers(
+                user_id=user_id,
+                document=(
+                    '{"servers": {"s": {"command": "x", "env": ' + _deep_text(100_000) + "}}}"
+                ),
+            ),
+        ),
+        (
+            "document",
+            lambda: fm.import_mcp_servers(
+                user_id=user_id, document={"servers": {"s": {"command": "x", "env": deep}}}
+            ),
+        ),
+        ("metadata", lambda: fm.create_conversation(user_id=user_id, metadata={"k": deep})),
+        ("config", lambda: fm.save_mcp_config(user_id=user_id, name="d", config={"k": deep})),
+    ]
+    for field, make in cases:
+        started = time.perf_counter()
+        with pytest.raises(ValidationError) as caught:
+            await make()
+        assert (caught.value.field, time.perf_counter() - started < 1.0) == (field, True)
+        _carries_nothing(caught.value)
+
+
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity", "[1, NaN]"])
+async def test_non_finite_numbers_in_arguments_are_refused(
+    chat: tuple[Any, Any], number: str
+) -> None:
+    """Python's parser takes them, strict parsers (and so the model APIs) refuse them."""
+    user_id, conversation_id = chat
+    arguments = '{"x": ' + number + "}"
+    calls = [{"id": "nan", "type": "function", "function": {"name": "t", "arguments": arguments}}]
+    with pytest.raises(ValidationError) as caught:
+        await fm.append_message(
+            user_id=user_id, conversation_id=conversation_id, role="assistant", tool_calls=calls
+        )
+    assert caught.value.field == "tool_calls"
+    _carries_nothing(caught.value)
+
+
+async def test_a_refused_import_does_not_keep_its_secrets(chat: tuple[Any, Any]) -> None:
+    """An unreadable document's text (its tokens) is not reachable from the error."""
+    user_id, _ = chat
+    document = '{"servers": {"s": {"command": "x", "env": {"TOKEN": "sk-live-secret"}}'
+    with pytest.raises(ValidationError) as caught:
+        await fm.import_mcp_servers(user_id=user_id, document=document)
+    _carries_nothing(caught.value)
+    assert "sk-live-secret" not in repr(caught.value.__dict__) + str(caught.value)
