@@ -35,6 +35,7 @@ from faceplate_models.errors import ConfigError, SecretError
 log = logging.getLogger(__name__)
 
 NONCE_BYTES: Final = 12
+_TAG_BYTES: Final = 16
 DEVELOPMENT_KEY_FILE: Final = "secret-key"
 _AAD_PREFIX: Final = b"faceplate/mcp-secrets/v1\x00"
 
@@ -109,9 +110,21 @@ def seal(user_id: uuid.UUID, name: str, secrets: Mapping[str, str]) -> tuple[lis
 
 
 def open_box(
-    user_id: uuid.UUID, name: str, names: list[str], key_id: str, box: bytes
+    user_id: uuid.UUID, name: str, names: list[str], key_id: str | None, box: bytes | None
 ) -> dict[str, str]:
-    """Decrypt a box sealed for this row; `SecretError` when it was not."""
+    """Decrypt a box sealed for this row; `SecretError` when it was not.
+
+    A row with no secrets has no names, no key id and no box; any other row without a key
+    id or a box, or with a box too short to hold a nonce and a tag, was altered.
+    """
+    if not names and key_id is None and box is None:
+        return {}
+    altered = SecretError(
+        f"the secrets of MCP config {name!r} do not open: the stored box was altered, or "
+        "copied from another row"
+    )
+    if key_id is None or box is None or len(box) < NONCE_BYTES + _TAG_BYTES:
+        raise altered
     ring = _ring_or_refuse("read MCP secrets")
     key = ring.key(key_id)
     if key is None:
@@ -125,10 +138,9 @@ def open_box(
             box[:NONCE_BYTES], box[NONCE_BYTES:], _aad(user_id, name, names)
         )
     except InvalidTag:
-        raise SecretError(
-            f"the secrets of MCP config {name!r} do not open: the stored box was altered, or "
-            "copied from another row"
-        ) from None
+        plaintext = None
+    if plaintext is None:
+        raise altered
     opened: dict[str, str] = json.loads(plaintext)
     return opened
 

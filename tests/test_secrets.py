@@ -114,6 +114,36 @@ async def test_a_box_moved_to_another_row_does_not_open(faceplate_db: DatabaseTa
     assert intact.secrets == {"k": "mine"}
 
 
+@pytest.mark.parametrize(
+    "alteration",
+    [
+        "secret_box = substring(secret_box from 1 for 7)",
+        "secret_box = substring(secret_box from 1 for 27)",
+        "secret_box = ''::bytea",
+        "secret_box = NULL",
+        "secret_key_id = NULL",
+        "secret_box = NULL, secret_key_id = NULL",
+        "secret_names = '[]'",
+        'secret_names = \'["k", "other"]\'',
+        "secret_box = overlay(secret_box placing '\\x00'::bytea from 20 for 1)",
+    ],
+)
+async def test_an_altered_row_is_a_secret_error(
+    faceplate_db: DatabaseTarget, alteration: str
+) -> None:
+    """Whatever column of the sealed secrets is altered, reading them is a `SecretError`,
+    never another exception and never an empty dict."""
+    ada = await user(1)
+    await fm.save_mcp_config(user_id=ada.id, name="x", config={}, secrets={"k": "mine"})
+    conn = await connect(faceplate_db)
+    try:
+        await conn.execute(f"UPDATE faceplate.mcp_configs SET {alteration}")
+    finally:
+        await conn.close()
+    with pytest.raises(SecretError, match="was altered"):
+        await fm.get_mcp_config(user_id=ada.id, name="x", reveal_secrets=True)
+
+
 @pytest.mark.usefixtures("restore_db")
 async def test_rotation_reseals_in_batches_beside_live_traffic(
     faceplate_db: DatabaseTarget,

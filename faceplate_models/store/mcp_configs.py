@@ -115,10 +115,9 @@ async def get_mcp_config(
         raise missing("MCP config", repr(label))
     found = _mcp_configs(row)
     if reveal:
-        key_id, box = found.secret_key_id, found.secret_box
-        found.secrets = {}
-        if key_id is not None and box is not None:
-            found.secrets = sealed.open_box(uid, label, found.secret_names, key_id, box)
+        found.secrets = sealed.open_box(
+            uid, label, found.secret_names, found.secret_key_id, found.secret_box
+        )
     return found
 
 
