@@ -125,8 +125,9 @@ async def _grants(args: argparse.Namespace) -> int:
     )
     for statement in statements:
         print(statement + ";")
-    print("-- Through a transaction pooler the time bounds cannot travel with each connection;")
-    print("-- a superuser (or a role with CREATEROLE) sets them on the role instead:")
+    print("-- Through a transaction pooler the time bounds and the dead-peer settings cannot")
+    print("-- travel with each connection; a superuser (or a role with CREATEROLE) sets them on")
+    print("-- the role instead:")
     for statement in migrate.role_bounds(args.app_role, load_settings()):
         print(f"-- {statement};")
     if args.apply:

@@ -484,7 +484,8 @@ def grants(owner: str, app_role: str) -> list[str]:
 
 
 def role_bounds(app_role: str, settings: Settings) -> list[str]:
-    """The time bounds as the role's defaults: what a transaction pooler cannot send."""
+    """The time bounds and dead-peer settings as the role's defaults: what a transaction
+    pooler cannot send."""
     bounds = TimeBounds(
         settings.statement_timeout, settings.lock_timeout, settings.idle_in_transaction_timeout
     )

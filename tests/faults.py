@@ -1,13 +1,17 @@
 """Real faults for the connection tests: kill backends, stop and start a server, lose replies,
-go silent, hold a row lock."""
+go silent, cut the network, hold a row lock."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import shutil
+import subprocess
 from typing import Any
 
 import asyncpg
+import pytest
 
 # pgserver has no public restart; its pg_ctl wrapper runs the bundled binary as the server's
 # system user, which is what a restart needs.
@@ -224,3 +228,38 @@ async def wait_for_lock_waiters(target: DatabaseTarget, count: int, seconds: flo
                 await asyncio.sleep(0.02)
     finally:
         await monitor.close()
+
+
+class Partition:
+    """A real partition between this machine's clients and one loopback port: nftables drops
+    every packet to and from it, both ways, as a cut cable does (no FIN, no RST; both kernels
+    retransmit into the void). Needs root and the `nft` command (CI installs nftables)."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.table = f"faceplate_partition_{port}"
+        missing = "needs root and nftables (`apt-get install -y nftables`; CI has both)"
+        if os.geteuid() != 0 or shutil.which("nft") is None:
+            if os.environ.get("CI"):
+                pytest.fail(f"a real partition {missing}")
+            pytest.skip(f"a real partition {missing}")
+
+    def _nft(self, script: str) -> None:
+        subprocess.run(
+            ["nft", "-f", "-"], input=script, capture_output=True, text=True, check=True, timeout=10
+        )
+
+    def cut(self) -> None:
+        self._nft(
+            f"""table inet {self.table} {{
+                chain input {{
+                    type filter hook input priority -10; policy accept;
+                    tcp dport {self.port} drop
+                    tcp sport {self.port} drop
+                }}
+            }}"""
+        )
+
+    def heal(self) -> None:
+        with contextlib.suppress(subprocess.CalledProcessError):
+            self._nft(f"delete table inet {self.table}")

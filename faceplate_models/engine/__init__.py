@@ -24,22 +24,24 @@ The rules (docs/operations.md, Failure behaviour, states them for operators):
   when they are next acquired; no caller sees them.
 
 The parts, each owning its state: `failures` (what a failure means), `translation`,
-`deadline`, `bounds` (the server's time bounds, rendered one way), `options` (the engine's
-settings), `pool` (the pool and a lease of one connection), `retrier`, `transaction`,
-`executor` (the contract the store relies on) and `client` (Tortoise's hooks wired to them).
+`deadline`, `bounds` (the server's time bounds, rendered one way, and how both ends find a
+dead peer), `options` (the engine's settings), `pool` (the pool and a lease of one
+connection), `retrier`, `transaction`, `executor` (the contract the store relies on) and
+`client` (Tortoise's hooks wired to them).
 """
 
-from faceplate_models.engine.client import FaceplateClient, current
-from faceplate_models.engine.deadline import GRACE
-from faceplate_models.engine.executor import Connection, Executor, Work
-from faceplate_models.engine.failures import connect_error, describe_connect_error
-from faceplate_models.engine.pool import (
+from faceplate_models.engine.bounds import (
+    DEAD_PEER,
     KEEPALIVE_COUNT,
     KEEPALIVE_IDLE,
     KEEPALIVE_INTERVAL,
     TCP_USER_TIMEOUT_MS,
-    PoolStats,
 )
+from faceplate_models.engine.client import FaceplateClient, current
+from faceplate_models.engine.deadline import GRACE
+from faceplate_models.engine.executor import Connection, Executor, Work
+from faceplate_models.engine.failures import connect_error, describe_connect_error
+from faceplate_models.engine.pool import PoolStats
 from faceplate_models.engine.retrier import CONFLICT_RETRIES, RETRY_DELAY
 from faceplate_models.engine.translation import driver_error
 
@@ -48,6 +50,7 @@ client_class = FaceplateClient
 
 __all__ = [
     "CONFLICT_RETRIES",
+    "DEAD_PEER",
     "GRACE",
     "KEEPALIVE_COUNT",
     "KEEPALIVE_IDLE",

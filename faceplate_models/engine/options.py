@@ -70,8 +70,7 @@ def connection(
         credentials["statement_cache_size"] = 0
     else:
         credentials["schema"] = SCHEMA
-        if parameters := bounds.startup_parameters():
-            credentials["server_settings"] = parameters
+        credentials["server_settings"] = bounds.startup_parameters()
     tls = ssl_context(target)
     if tls is not None:
         credentials["ssl"] = tls

@@ -22,6 +22,12 @@ from tortoise.backends.base.client import PoolConnectionWrapper
 from tortoise.exceptions import BaseORMException
 
 from faceplate_models.engine import failures
+from faceplate_models.engine.bounds import (
+    KEEPALIVE_COUNT,
+    KEEPALIVE_IDLE,
+    KEEPALIVE_INTERVAL,
+    TCP_USER_TIMEOUT_MS,
+)
 from faceplate_models.engine.deadline import GRACE, Deadline
 from faceplate_models.engine.executor import Connection
 from faceplate_models.engine.translation import is_statement_timeout
@@ -34,12 +40,6 @@ Proxy: TypeAlias = "asyncpg.pool.PoolConnectionProxy[asyncpg.Record]"
 #: Seconds the reset of a released connection may take before the connection is closed:
 #: a connection that goes silent after its work answered must not hold the caller.
 RELEASE_TIMEOUT: Final = 2 * GRACE
-# Dead peers are found by the kernel: probes after 5 s without traffic, every 2 s, three
-# unanswered ones end the connection; unacknowledged data ends it after 10 s.
-KEEPALIVE_IDLE: Final = 5
-KEEPALIVE_INTERVAL: Final = 2
-KEEPALIVE_COUNT: Final = 3
-TCP_USER_TIMEOUT_MS: Final = 10_000
 # asyncpg learns the array types the store binds on their first use (9 ms here, half a
 # second on Citus): a new connection learns them as it opens, not inside a conversation's
 # row lock, where every append to that conversation would wait for it.
@@ -340,11 +340,7 @@ class Lease(PoolConnectionWrapper[Proxy]):
 
 
 __all__ = [
-    "KEEPALIVE_COUNT",
-    "KEEPALIVE_IDLE",
-    "KEEPALIVE_INTERVAL",
     "RELEASE_TIMEOUT",
-    "TCP_USER_TIMEOUT_MS",
     "Counters",
     "Lease",
     "Pool",
