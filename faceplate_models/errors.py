@@ -40,6 +40,10 @@ class ConnectionLost(DatabaseUnavailable):
     """The connection dropped under a transaction or a write that is not safe to repeat."""
 
 
+class OutcomeUnknown(ConnectionLost):
+    """A write reached the server and its answer was lost: it may or may not have been applied."""
+
+
 class DatabaseError(FaceplateError):
     """The database refused or failed a statement for a reason other than the connection."""
 
@@ -111,6 +115,7 @@ __all__ = [
     "LockTimeout",
     "MigrationError",
     "NotFound",
+    "OutcomeUnknown",
     "PoolTimeout",
     "QueryCanceled",
     "SecretError",

@@ -184,7 +184,7 @@ class Replicas:
             result = await work(conn)
             return result, await conn.fetchval(_PRIMARY_LSN)
 
-        result, position = await self.primary.run(tracked, long=long)
+        result, position = await self.primary.run(tracked, long=long, write=True)
         user_id = user(result) if callable(user) else user
         if user_id is not None:
             self.wrote(user_id, parse_lsn(position))

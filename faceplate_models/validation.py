@@ -16,6 +16,8 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Final, TypeVar
 
+from uuid6 import uuid7
+
 from faceplate_models.errors import ValidationError
 from faceplate_models.models import EMAIL_MAX, Role
 
@@ -79,6 +81,17 @@ def as_uuid(field: str, value: object) -> uuid.UUID:
         except ValueError:
             pass
     raise ValidationError(field, f"must be a UUID, not {_show(value)}")
+
+
+def new_key(field: str, value: object) -> uuid.UUID:
+    """The key of a row to create: the caller's uuid7 (which makes the call repeatable: a
+    retry with the same key finds the row instead of writing another), else a new one."""
+    if value is None:
+        return uuid7()
+    key = as_uuid(field, value)
+    if key.version != 7:
+        raise ValidationError(field, f"must be a uuid7 (time-ordered), not version {key.version}")
+    return key
 
 
 def _show(value: object) -> str:
@@ -312,6 +325,7 @@ __all__ = [
     "json_object",
     "json_text",
     "nesting",
+    "new_key",
     "optional_text",
     "page_size",
     "parsed",

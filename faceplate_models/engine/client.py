@@ -131,14 +131,17 @@ class FaceplateClient(AsyncpgDBClient):
 
     # --- the store's entry point ---------------------------------------------------------
 
-    async def run(self, work: Work[T], *, long: bool = False, retry: bool = True) -> T:
+    async def run(
+        self, work: Work[T], *, long: bool = False, retry: bool = True, write: bool = False
+    ) -> T:
         """Run idempotent `work` on a pooled connection, within the layer's rules.
 
         `work` must be safe to repeat: its first attempt may have been applied in full
         before the connection dropped. `long` gives it the long statement timeout (its
         transactions must say so too: `atomic(conn, long=True)`); without `retry` a lost
         connection is `DatabaseUnavailable` at once (a replica's reader has somewhere
-        else to go). Driver errors leave as `FaceplateError`s.
+        else to go). A `write` whose attempts were all lost after one reached the server is
+        `OutcomeUnknown`. Driver errors leave as `FaceplateError`s.
         """
 
         async def attempt(limit: float | None) -> T:
@@ -146,7 +149,9 @@ class FaceplateClient(AsyncpgDBClient):
                 return await work(conn)
 
         bound = self.statement_bound(long=long)
-        return await self.retrier.call(attempt, bound, idempotent=True, store=True, retry=retry)
+        return await self.retrier.call(
+            attempt, bound, idempotent=True, store=True, retry=retry, write=write
+        )
 
     @asynccontextmanager
     async def atomic(self, conn: Connection, *, long: bool = False) -> AsyncIterator[None]:

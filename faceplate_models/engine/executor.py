@@ -23,10 +23,11 @@ class Executor(Protocol):
     #: The server, for messages: user, host, port and database, never the password.
     where: str
 
-    async def run(self, work: Work[T], *, long: bool = False) -> T:
+    async def run(self, work: Work[T], *, long: bool = False, write: bool = False) -> T:
         """Run repeatable `work` (its first attempt may have been applied in full before
-        its connection dropped); `long` for the long statement timeout. Driver errors
-        leave as `FaceplateError`s."""
+        its connection dropped); `long` for the long statement timeout; a `write` whose
+        outcome a lost connection left unknown is `OutcomeUnknown`. Driver errors leave as
+        `FaceplateError`s."""
         ...
 
     def atomic(

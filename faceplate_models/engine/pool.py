@@ -31,7 +31,7 @@ from faceplate_models.engine.bounds import (
 from faceplate_models.engine.deadline import GRACE, Deadline
 from faceplate_models.engine.executor import Connection
 from faceplate_models.engine.translation import is_statement_timeout
-from faceplate_models.errors import ConnectionLost, PoolTimeout
+from faceplate_models.errors import OutcomeUnknown, PoolTimeout
 
 log = logging.getLogger("faceplate_models.engine")
 
@@ -331,7 +331,7 @@ class Lease(PoolConnectionWrapper[Proxy]):
             return
         lost = failures.Lost(killed, sent=True, silent=silent, started=self._started)
         if self._public:
-            raise ConnectionLost(
+            raise OutcomeUnknown(
                 f"{failures.how(lost, self._owner.where)} while it was in use; what it was "
                 "doing may or may not have been applied "
                 f"({failures.describe_connect_error(killed)})"

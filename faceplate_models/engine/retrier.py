@@ -6,7 +6,9 @@
   `DatabaseUnavailable`. Idempotent work is every statement of the store (written to be
   repeatable: inserts carry a client-made uuid7 key and skip a key that exists, updates
   set absolute values, upserts go by natural key) and every ORM statement that begins with
-  SELECT. Any other write lost in flight may have been applied: `ConnectionLost`, saying so.
+  SELECT. Any other write lost in flight may have been applied: `OutcomeUnknown`, saying
+  so; so is a store write whose every attempt was lost after one of them was sent (the
+  caller's retry with the same ids finds what was stored instead of storing it again).
 - The store's own work is also tried again after a deadlock or a serialization failure, at
   most `CONFLICT_RETRIES` times, with jitter.
 - For the store, a driver error leaves as the package's (`translation`); the ORM keeps
@@ -25,7 +27,7 @@ from faceplate_models.engine import failures
 from faceplate_models.engine.deadline import GRACE
 from faceplate_models.engine.pool import Counters
 from faceplate_models.engine.translation import CONFLICTS, driver_error
-from faceplate_models.errors import ConnectionLost, DatabaseUnavailable
+from faceplate_models.errors import DatabaseUnavailable, OutcomeUnknown
 
 log = logging.getLogger("faceplate_models.engine")
 
@@ -52,12 +54,15 @@ class Retrier:
         idempotent: bool,
         store: bool,
         retry: bool = True,
+        write: bool = False,
     ) -> T:
         """Run `attempt(limit)` (`limit`: the event loop's time by which a retry must end)
-        for work of at most `seconds` a statement."""
+        for work of at most `seconds` a statement; a `write` that fails after one of its
+        attempts reached the server is `OutcomeUnknown`."""
         loop = asyncio.get_running_loop()
         limit: float | None = None
         lost_once = False
+        sent = False
         conflicts = 0
         while True:
             try:
@@ -65,24 +70,22 @@ class Retrier:
             except failures.Lost as lost:
                 how, why = failures.how(lost, self.where), failures.why(lost)
                 if lost.sent and not idempotent:
-                    raise ConnectionLost(
+                    raise OutcomeUnknown(
                         f"{how} during a write, which is not retried because repeating it "
                         "could apply it twice; it may or may not have been applied "
                         f"({failures.describe_connect_error(lost.cause)})"
                     ) from lost.cause
+                sent = sent or (write and lost.sent)
                 now = loop.time()
                 if seconds and limit is None:
                     limit = (lost.started or now) + 2 * seconds - GRACE
                 if lost_once or not retry:
                     twice = f" twice, {RETRY_DELAY:g} s apart" if lost_once else ""
-                    raise DatabaseUnavailable(
-                        f"lost the connection to {self.where}{twice}; the server is down, "
-                        f"restarting or unreachable ({why})"
-                    ) from lost.cause
+                    problem = f"lost the connection to {self.where}{twice}"
+                    raise _gave_up(problem, sent, why) from lost.cause
                 if limit is not None and limit - now <= RETRY_DELAY:
-                    raise DatabaseUnavailable(
-                        f"{how}, too late in the call to retry within its bound ({why})"
-                    ) from lost.cause
+                    problem = f"{how}, too late in the call to retry within its bound"
+                    raise _gave_up(problem, sent, why) from lost.cause
                 lost_once = True
                 self.counters.retries += 1
                 log.warning("%s (%s); retrying once in %g s", how, why, RETRY_DELAY)
@@ -100,6 +103,16 @@ class Retrier:
                 if store:
                     raise driver_error(exc) from exc
                 raise
+
+
+def _gave_up(problem: str, sent: bool, why: str) -> DatabaseUnavailable:
+    if sent:
+        return OutcomeUnknown(
+            f"{problem} after the write reached the server: it may or may not have been "
+            "applied. Calling again with the same ids (the turn_id, message_id, task_id or "
+            f"conversation_id given) returns what was stored, never a second copy ({why})"
+        )
+    return DatabaseUnavailable(f"{problem}; the server is down, restarting or unreachable ({why})")
 
 
 __all__ = ["CONFLICT_RETRIES", "RETRY_DELAY", "Retrier"]

@@ -23,7 +23,7 @@ from faceplate_models.engine import failures
 from faceplate_models.engine.deadline import Deadline
 from faceplate_models.engine.executor import Connection, Work
 from faceplate_models.engine.translation import driver_error
-from faceplate_models.errors import ConnectionLost, LockTimeout
+from faceplate_models.errors import ConnectionLost, LockTimeout, OutcomeUnknown
 
 if TYPE_CHECKING:
     from faceplate_models.engine.client import FaceplateClient
@@ -57,7 +57,8 @@ class Transaction(TransactionWrapper):
             else "inside a transaction: none of its work was committed"
         )
         how = "went silent and was closed" if self._deadline.silent else "was lost"
-        return ConnectionLost(
+        kind = OutcomeUnknown if committing else ConnectionLost
+        return kind(
             f"the connection to {self.where} {how} {outcome} "
             f"({failures.describe_connect_error(exc)})"
         )
@@ -74,8 +75,10 @@ class Transaction(TransactionWrapper):
     def _dead(self, exc: BaseException) -> bool:
         return self._deadline.silent or failures.killed(exc, self._connection)
 
-    async def run(self, work: Work[T], *, long: bool = False) -> T:
-        """Run store `work` on this transaction's connection: no retry, the store's errors."""
+    async def run(self, work: Work[T], *, long: bool = False, write: bool = False) -> T:
+        """Run store `work` on this transaction's connection: no retry, the store's errors.
+        A lost connection is `ConnectionLost` for reads and writes alike: nothing of the
+        transaction was committed (`write` changes nothing here)."""
         root = self.root
         async with self._lock, self._bounded(root.statement_bound(long=long)):
             try:

@@ -14,6 +14,7 @@ any SQL, and what the converters read. One message is a dict of:
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -97,7 +98,7 @@ class Draft:
     )
 
     def __init__(self, message: Mapping[str, Any], where: str = "") -> None:
-        self.id = uuid7()
+        self.id: uuid.UUID = uuid7()
         self.role = role(message.get("role"))
         self.content = optional_text(f"{where}content", message.get("content"), MAX_TEXT_CHARS)
         if self.role is Role.USER and not (self.content or "").strip():

@@ -26,7 +26,7 @@ from tortoise.timezone import get_default_timezone
 
 from faceplate_models import replicas
 from faceplate_models.engine import Connection, FaceplateClient, current
-from faceplate_models.errors import NotFound
+from faceplate_models.errors import Conflict, NotFound
 
 M = TypeVar("M", bound=Model)
 T = TypeVar("T")
@@ -93,7 +93,7 @@ def run(
     client = current()
     router = replicas.router()
     if router is None:
-        return client.run(work, long=long)
+        return client.run(work, long=long, write=not read)
     if isinstance(client, FaceplateClient):
         if read:
             assert not callable(user)  # noqa: S101 - a read names its user
@@ -101,7 +101,7 @@ def run(
         return router.write(user, work, long)
     if not read and isinstance(user, uuid.UUID):  # known only when the caller commits
         router.wrote(user, None)
-    return client.run(work, long=long)
+    return client.run(work, long=long, write=not read)
 
 
 def fetch(sql: str, *args: object, user: uuid.UUID | None) -> Awaitable[list[asyncpg.Record]]:
@@ -260,7 +260,9 @@ async def insert_owned(
     """Run `sql`, an INSERT ... RETURNING of row `row_id` owned by `uid` ($1 and $2).
 
     A missing user is NotFound. An insert that skips an existing key (ON CONFLICT (id) DO
-    NOTHING) is a retry whose first attempt landed: the row is read back, not written twice.
+    NOTHING) is a retry (of this call's, or of the caller's with the same key) whose first
+    attempt landed: the row is read back, not written twice. A key another user's row has,
+    or a row of another kind, is a Conflict.
     """
 
     async def insert(conn: Connection) -> asyncpg.Record:
@@ -270,9 +272,12 @@ async def insert_owned(
             raise missing("user", uid) from None
         if row is None:
             row = await conn.fetchrow(
-                f"SELECT {columns} FROM faceplate.{table} WHERE id = $1", row_id
+                f"SELECT {columns} FROM faceplate.{table} WHERE id = $1 AND user_id = $2",
+                row_id,
+                uid,
             )
-        assert row is not None  # noqa: S101 - the conflict proves the row exists
+        if row is None:
+            raise Conflict(f"the key {row_id} is taken by another row: make a new uuid7")
         return row
 
     return await run(insert, user=uid)

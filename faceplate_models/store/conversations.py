@@ -7,7 +7,6 @@ import uuid
 from typing import Any, Final
 
 import asyncpg
-from uuid6 import uuid7
 
 from faceplate_models.engine import Connection, current
 from faceplate_models.errors import ValidationError
@@ -40,6 +39,7 @@ from faceplate_models.validation import (
     as_uuid,
     flag,
     json_text,
+    new_key,
     page_size,
     required_text,
     text,
@@ -98,10 +98,15 @@ async def create_conversation(
     title: str | None = None,
     settings: dict[str, Any] | None = None,
     metadata: dict[str, Any] | None = None,
+    conversation_id: uuid.UUID | str | None = None,
 ) -> Conversation:
     """Start a new, empty conversation, with its settings (`model`, `provider`,
-    `system_prompt`, `mcp_servers`) and the application's `metadata`, if any."""
+    `system_prompt`, `mcp_servers`) and the application's `metadata`, if any.
+
+    `conversation_id`, a uuid7 the caller made, makes the call repeatable: a retry with
+    the same id returns the conversation stored the first time, as it is now."""
     uid = as_uuid("user_id", user_id)
+    key = new_key("conversation_id", conversation_id)
     name = _title(title)
     row = await insert_owned(
         "conversations",
@@ -110,7 +115,7 @@ async def create_conversation(
             VALUES ($2, $1, $3, NULL, 0, $4, $5, $6, $6) ON CONFLICT (id) DO NOTHING
             RETURNING {_COLUMNS}""",
         uid,
-        uuid7(),
+        key,
         name,
         _settings(settings),
         shape.metadata("metadata", metadata),

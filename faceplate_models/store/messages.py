@@ -32,7 +32,7 @@ from faceplate_models.formats.shape import KEYS, Draft, drafts
 from faceplate_models.models import Message, Role
 from faceplate_models.store import _paths as paths
 from faceplate_models.store._rows import builder, columns, fetchrow, missing, now, run
-from faceplate_models.validation import as_uuid
+from faceplate_models.validation import as_uuid, new_key
 
 COLUMNS: Final = columns(Message)
 messages_of = builder(Message, COLUMNS)
@@ -318,11 +318,12 @@ async def _append(
                 assert row is not None  # noqa: S101 - the conversation is locked, not gone
             if row["repeated"]:  # what the first call stored
                 stored = list(await conn.fetch(STORED_SQL, cid, uid, ids, turn))
-                if turn is not None and not _same_turn(drafts, stored):
+                if not _same_turn(drafts, stored):
+                    key = f"turn_id {turn}" if turn is not None else f"message_id {ids[0]}"
                     raise Conflict(
-                        f"turn {turn} is already stored with other messages: a turn_id names "
-                        "one request, so a retry must repeat its messages and a new request "
-                        "needs a new turn_id (get_turn reads what is stored)"
+                        f"{key} is already stored with other messages (or elsewhere): it "
+                        "names one request, so a retry must repeat its messages and a new "
+                        "request needs a new id (get_turn reads a stored turn)"
                     )
                 return stored
             plan = _plan(drafts, _placed(row, after))
@@ -403,6 +404,7 @@ async def append_message(
     thinking: list[dict[str, Any]] | None = None,
     metadata: dict[str, Any] | None = None,
     hold: Any = None,
+    message_id: uuid.UUID | str | None = None,
 ) -> Message:
     """Add a message after the active leaf (or after message `after`, which starts a branch
     when that message has a reply already); it becomes the active leaf, and the
@@ -415,6 +417,10 @@ async def append_message(
     was: `model`, `provider`, `finish_reason`, `usage` (token counts, priced when stored)
     and `thinking` blocks; any message may carry the application's `metadata`. `hold`
     settles a budget's hold (see `reserve`) in the same transaction.
+
+    `message_id`, a uuid7 the caller made, makes the call repeatable: a retry with the same
+    id and message returns the one stored (after `OutcomeUnknown`, say); the same id with
+    another message is a `Conflict`.
     """
     uid = as_uuid("user_id", user_id)
     cid = as_uuid("conversation_id", conversation_id)
@@ -431,6 +437,7 @@ async def append_message(
         "metadata": metadata,
     }
     draft = Draft(fields)
+    draft.id = new_key("message_id", message_id)
     settled = _hold(hold)
     [message] = await _append(uid, cid, [draft], None, after=_after(after), hold=settled)
     return message

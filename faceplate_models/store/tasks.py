@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import uuid
 
-from uuid6 import uuid7
-
 from faceplate_models.models import TASK_TITLE_MAX, Task
 from faceplate_models.store import _cursors as cursors
 from faceplate_models.store._rows import (
@@ -27,6 +25,7 @@ from faceplate_models.validation import (
     Unset,
     as_uuid,
     flag,
+    new_key,
     optional_text,
     page_size,
     required_text,
@@ -54,9 +53,18 @@ def tasks_sql(by_state: bool, after: bool) -> str:
     )
 
 
-async def add_task(*, user_id: uuid.UUID | str, title: str, description: str | None = None) -> Task:
-    """Add an open task to the user's list."""
+async def add_task(
+    *,
+    user_id: uuid.UUID | str,
+    title: str,
+    description: str | None = None,
+    task_id: uuid.UUID | str | None = None,
+) -> Task:
+    """Add an open task to the user's list. `task_id`, a uuid7 the caller made, makes the
+    call repeatable: a retry with the same id returns the task stored the first time, as it
+    is now."""
     uid = as_uuid("user_id", user_id)
+    key = new_key("task_id", task_id)
     name = required_text("title", title, TASK_TITLE_MAX)
     text = optional_text("description", description, MAX_TEXT_CHARS)
     row = await insert_owned(
@@ -66,7 +74,7 @@ async def add_task(*, user_id: uuid.UUID | str, title: str, description: str | N
             VALUES ($2, $1, $3, $4, false, $5, $5) ON CONFLICT (id) DO NOTHING
             RETURNING {_COLUMNS}""",
         uid,
-        uuid7(),
+        key,
         name,
         text,
         now(),

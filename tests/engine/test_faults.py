@@ -12,6 +12,7 @@ import asyncpg
 import pytest
 from tortoise import connections
 from tortoise.transactions import in_transaction
+from uuid6 import uuid7
 
 import faceplate_models as fm
 from faceplate_models.config import DatabaseTarget, Settings
@@ -21,6 +22,7 @@ from faceplate_models.errors import (
     ConnectionLost,
     DatabaseError,
     DatabaseUnavailable,
+    OutcomeUnknown,
     PoolTimeout,
 )
 from faceplate_models.testing import connect
@@ -112,6 +114,33 @@ async def test_killed_twice_is_database_unavailable(
     assert not isinstance(caught.value, ConnectionLost)
     assert faceplate_db.database in str(caught.value)
     assert retries(caplog) == 1
+
+
+async def test_a_store_write_lost_twice_after_it_was_sent_says_its_outcome_is_unknown(
+    faceplate_db: DatabaseTarget, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Both attempts of an append reach the server and lose their connection: the caller
+    hears that it may or may not have been applied (not "the server is down"), and a retry
+    with the same message_id stores it once."""
+    user = await fm.get_or_create_user(subject_id="sub|1", email="ada@example.com")
+    conversation = await fm.create_conversation(user_id=user.id)
+    at: dict[str, Any] = {"user_id": user.id, "conversation_id": conversation.id}
+    key = uuid7()
+    holder = await faults.hold_row(faceplate_db, "conversations", conversation.id)
+    append = asyncio.create_task(fm.append_message(**at, role="user", content="hi", message_id=key))
+    killed = await faults.kill_when_running(
+        faceplate_db, "%FOR NO KEY UPDATE%", times=2, wait="Lock"
+    )
+    with pytest.raises(OutcomeUnknown, match="may or may not have been applied") as caught:
+        await append
+    await holder.execute("COMMIT")
+    await holder.close()
+    assert killed == 2 and retries(caplog) == 1
+    assert isinstance(caught.value, DatabaseUnavailable)
+    for _ in range(2):
+        again = await fm.append_message(**at, role="user", content="hi", message_id=key)
+    history = await fm.get_history(**at)
+    assert [m.id for m in history.items] == [again.id] == [key]
 
 
 async def test_killed_inside_a_transaction_is_connection_lost_and_nothing_is_written(

@@ -157,6 +157,7 @@ def valid_calls(
             "title": "t",
             "settings": {"model": "m", "system_prompt": "be brief", "mcp_servers": ["todo"]},
             "metadata": {"k": "v"},
+            "conversation_id": None,
         },
         "update_conversation": {
             **at,
@@ -176,6 +177,7 @@ def valid_calls(
             "after": None,
             "metadata": {"k": "v"},
             "hold": None,
+            "message_id": None,
         },
         "append_message, an answer": {
             **at,
@@ -240,7 +242,7 @@ def valid_calls(
         "list_mcp_configs": {"user_id": user_id, "enabled": None},
         "delete_mcp_config": {"user_id": user_id, "name": "missing"},
         "import_mcp_servers": {"user_id": user_id, "document": {"servers": {}}},
-        "add_task": {"user_id": user_id, "title": "t", "description": None},
+        "add_task": {"user_id": user_id, "title": "t", "description": None, "task_id": None},
         "get_task": {"user_id": user_id, "task_id": task_id},
         "list_tasks": {"user_id": user_id, "completed": None, "limit": 5, "cursor": None},
         "update_task": {

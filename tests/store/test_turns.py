@@ -191,6 +191,65 @@ async def test_a_repeated_turn_id_with_other_messages_is_a_conflict_and_get_turn
         await fm.get_turn(user_id=stranger.id, conversation_id=conversation.id, turn_id=turn_id)
 
 
+async def test_a_callers_key_makes_every_create_repeatable() -> None:
+    """A uuid7 of the caller's (`conversation_id=`, `task_id=`, `message_id=`): the retry of a
+    call whose outcome was unknown returns the row stored the first time, never a second;
+    the same key for something else, or another user's key, is a `Conflict`."""
+    ada, _ = await chat(1)
+    bob, _ = await chat(2)
+    key = uuid7()
+    made = [await fm.create_conversation(user_id=ada.id, title="t", conversation_id=key)]
+    made.append(await fm.create_conversation(user_id=ada.id, title="t", conversation_id=key))
+    assert [c.id for c in made] == [key, key]
+    with pytest.raises(Conflict, match="taken by another row"):
+        await fm.create_conversation(user_id=bob.id, conversation_id=key)
+    task_key = uuid7()
+    tasks = [await fm.add_task(user_id=ada.id, title="t", task_id=task_key) for _ in range(2)]
+    assert {t.id for t in tasks} == {task_key}
+    with pytest.raises(Conflict):
+        await fm.add_task(user_id=bob.id, title="t", task_id=task_key)
+
+    message_key = uuid7()
+    at: dict[str, Any] = {"user_id": ada.id, "conversation_id": key}
+    stored = [
+        await fm.append_message(**at, role="user", content="hi", message_id=message_key)
+        for _ in range(2)
+    ]
+    assert {m.id for m in stored} == {message_key}
+    with pytest.raises(Conflict, match=f"message_id {message_key}"):
+        await fm.append_message(**at, role="user", content="other", message_id=message_key)
+    elsewhere = await fm.create_conversation(user_id=ada.id)
+    with pytest.raises(Conflict):
+        await fm.append_message(
+            user_id=ada.id,
+            conversation_id=elsewhere.id,
+            role="user",
+            content="hi",
+            message_id=message_key,
+        )
+    with pytest.raises(Conflict):
+        await fm.append_message(
+            user_id=bob.id,
+            conversation_id=(await fm.create_conversation(user_id=bob.id)).id,
+            role="user",
+            content="hi",
+            message_id=message_key,
+        )
+    assert (await count("conversations"), await count("tasks"), await count("messages")) == (
+        5,
+        1,
+        1,
+    )
+    for field, call in (
+        ("message_id", fm.append_message(**at, role="user", content="x", message_id=uuid.uuid4())),
+        ("task_id", fm.add_task(user_id=ada.id, title="t", task_id="not a key")),
+        ("conversation_id", fm.create_conversation(user_id=ada.id, conversation_id=uuid.uuid4())),
+    ):
+        with pytest.raises(ValidationError) as caught:
+            await call
+        assert caught.value.field == field
+
+
 async def test_a_turn_id_holds_across_processes(faceplate_db: DatabaseTarget) -> None:
     user, conversation = await chat()
     turn_id = str(uuid.uuid4())
