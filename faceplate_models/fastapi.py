@@ -38,6 +38,7 @@ from faceplate_models.errors import (
     LockTimeout,
     MigrationError,
     NotFound,
+    OutcomeUnknown,
     QueryCanceled,
     SecretError,
     SerializationFailure,
@@ -75,6 +76,12 @@ RESPONSES: Final[dict[type[FaceplateError], Response]] = {
     BudgetExceeded: Response(402),
     ValidationError: Response(422),
     DatabaseUnavailable: _UNAVAILABLE,
+    OutcomeUnknown: Response(
+        503,
+        "the database stopped answering after the write reached it: it may or may not have "
+        f"been applied; retry it with the same id in {UNAVAILABLE_RETRY_AFTER} s",
+        UNAVAILABLE_RETRY_AFTER,
+    ),
     LockTimeout: _BUSY,
     SerializationFailure: _BUSY,
     DeadlockDetected: _BUSY,

@@ -27,6 +27,7 @@ EXPECTED: dict[str, tuple[int, str | None]] = {
     "DatabaseUnavailable": (503, "5"),
     "PoolTimeout": (503, "5"),
     "ConnectionLost": (503, "5"),
+    "OutcomeUnknown": (503, "5"),
     "LockTimeout": (503, "1"),
     "SerializationFailure": (503, "1"),
     "DeadlockDetected": (503, "1"),
