@@ -238,15 +238,21 @@ class Partition:
     def __init__(self, port: int) -> None:
         self.port = port
         self.table = f"faceplate_partition_{port}"
+        self.nft = shutil.which("nft") or "/usr/sbin/nft"
         missing = "needs root and nftables (`apt-get install -y nftables`; CI has both)"
-        if os.geteuid() != 0 or shutil.which("nft") is None:
+        if os.geteuid() != 0 or not os.access(self.nft, os.X_OK):
             if os.environ.get("CI"):
                 pytest.fail(f"a real partition {missing}")
             pytest.skip(f"a real partition {missing}")
 
     def _nft(self, script: str) -> None:
         subprocess.run(
-            ["nft", "-f", "-"], input=script, capture_output=True, text=True, check=True, timeout=10
+            [self.nft, "-f", "-"],
+            input=script,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
         )
 
     def cut(self) -> None:
