@@ -31,6 +31,10 @@ APPLICATION_NAME = "faceplate-models"
 DEFAULT_POOL_MIN = 5
 DEFAULT_POOL_MAX = 20
 DEFAULT_POOL_TIMEOUT = 30.0
+# Pooled connections one conversation's calls may hold (the one at work and the next in
+# line), and one user's: the rest wait without a connection (engine.gates).
+DEFAULT_POOL_PER_CONVERSATION = 2
+DEFAULT_POOL_PER_USER = 10
 DEFAULT_CONNECT_TIMEOUT = 5.0
 DEFAULT_STATEMENT_TIMEOUT = 10.0
 DEFAULT_LOCK_TIMEOUT = 3.0
@@ -129,6 +133,8 @@ class Settings:
     pool_min: int = DEFAULT_POOL_MIN
     pool_max: int = DEFAULT_POOL_MAX
     pool_timeout: float = DEFAULT_POOL_TIMEOUT
+    pool_per_conversation: int = DEFAULT_POOL_PER_CONVERSATION
+    pool_per_user: int = DEFAULT_POOL_PER_USER
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
     statement_timeout: float = DEFAULT_STATEMENT_TIMEOUT
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT
@@ -150,6 +156,12 @@ class Settings:
             raise ConfigError(f"FACEPLATE_DB_POOL_MIN must be 0 or more, not {self.pool_min}")
         if self.pool_max < 1:
             raise ConfigError(f"FACEPLATE_DB_POOL_MAX must be 1 or more, not {self.pool_max}")
+        for name, count in (
+            ("FACEPLATE_DB_POOL_PER_CONVERSATION", self.pool_per_conversation),
+            ("FACEPLATE_DB_POOL_PER_USER", self.pool_per_user),
+        ):
+            if count < 1:
+                raise ConfigError(f"{name} must be 1 or more, not {count}")
         if self.pool_min > self.pool_max:
             raise ConfigError(
                 f"FACEPLATE_DB_POOL_MIN ({self.pool_min}) is larger than "
@@ -215,6 +227,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         pool_min=_number(env, "FACEPLATE_DB_POOL_MIN", DEFAULT_POOL_MIN, int),
         pool_max=_number(env, "FACEPLATE_DB_POOL_MAX", DEFAULT_POOL_MAX, int),
         pool_timeout=seconds("FACEPLATE_DB_POOL_TIMEOUT", DEFAULT_POOL_TIMEOUT),
+        pool_per_conversation=_number(
+            env, "FACEPLATE_DB_POOL_PER_CONVERSATION", DEFAULT_POOL_PER_CONVERSATION, int
+        ),
+        pool_per_user=_number(env, "FACEPLATE_DB_POOL_PER_USER", DEFAULT_POOL_PER_USER, int),
         connect_timeout=seconds("FACEPLATE_DB_CONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT),
         statement_timeout=seconds("FACEPLATE_DB_STATEMENT_TIMEOUT", DEFAULT_STATEMENT_TIMEOUT),
         lock_timeout=seconds("FACEPLATE_DB_LOCK_TIMEOUT", DEFAULT_LOCK_TIMEOUT),

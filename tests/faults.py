@@ -211,19 +211,24 @@ async def hold_row(target: DatabaseTarget, table: str, row_id: Any) -> asyncpg.C
     return holder
 
 
+async def lock_waiters(monitor: asyncpg.Connection, target: DatabaseTarget) -> int:
+    """How many of the package's backends wait on a lock now."""
+    count: int = await monitor.fetchval(
+        """SELECT count(*) FROM pg_stat_activity WHERE datname = $1
+           AND application_name = $2 AND wait_event_type = 'Lock'""",
+        target.database,
+        APPLICATION_NAME,
+    )
+    return count
+
+
 async def wait_for_lock_waiters(target: DatabaseTarget, count: int, seconds: float = 5) -> None:
     """Return once `count` of the package's backends wait on a lock."""
     monitor = await connect(target)
     try:
         async with asyncio.timeout(seconds):
             while True:
-                waiting = await monitor.fetchval(
-                    """SELECT count(*) FROM pg_stat_activity WHERE datname = $1
-                       AND application_name = $2 AND wait_event_type = 'Lock'""",
-                    target.database,
-                    APPLICATION_NAME,
-                )
-                if waiting >= count:
+                if await lock_waiters(monitor, target) >= count:
                     return
                 await asyncio.sleep(0.02)
     finally:

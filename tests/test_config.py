@@ -35,6 +35,8 @@ def test_environment_overrides() -> None:
             "FACEPLATE_DB_POOL_MAX": "3",
             "FACEPLATE_DB_POOL_TIMEOUT": "2.5",
             "FACEPLATE_DB_CONNECT_TIMEOUT": "1",
+            "FACEPLATE_DB_POOL_PER_CONVERSATION": "3",
+            "FACEPLATE_DB_POOL_PER_USER": "4",
             "FACEPLATE_DATA_DIR": "/srv/pg",
             "FACEPLATE_TEST_DATABASE_URL": "postgres://t@h/d",
         }
@@ -42,6 +44,7 @@ def test_environment_overrides() -> None:
     assert settings.database_url == "postgres://u@h/d"
     assert (settings.pool_min, settings.pool_max, settings.pool_timeout) == (1, 3, 2.5)
     assert settings.connect_timeout == 1
+    assert (settings.pool_per_conversation, settings.pool_per_user) == (3, 4)
     assert settings.data_dir == Path("/srv/pg")
     assert settings.test_database_url == "postgres://t@h/d"
 
@@ -52,6 +55,9 @@ def test_environment_overrides() -> None:
         ({"FACEPLATE_DB_POOL_MAX": "twenty"}, "FACEPLATE_DB_POOL_MAX"),
         ({"FACEPLATE_DB_POOL_MIN": "-1"}, "FACEPLATE_DB_POOL_MIN"),
         ({"FACEPLATE_DB_POOL_MAX": "0"}, "FACEPLATE_DB_POOL_MAX"),
+        ({"FACEPLATE_DB_POOL_PER_CONVERSATION": "0"}, "FACEPLATE_DB_POOL_PER_CONVERSATION"),
+        ({"FACEPLATE_DB_POOL_PER_USER": "-1"}, "FACEPLATE_DB_POOL_PER_USER"),
+        ({"FACEPLATE_DB_POOL_PER_USER": "half"}, "FACEPLATE_DB_POOL_PER_USER"),
         ({"FACEPLATE_DB_POOL_MIN": "9", "FACEPLATE_DB_POOL_MAX": "4"}, "FACEPLATE_DB_POOL_MIN"),
         ({"FACEPLATE_DB_POOL_TIMEOUT": "0"}, "FACEPLATE_DB_POOL_TIMEOUT"),
         ({"FACEPLATE_DB_CONNECT_TIMEOUT": "soon"}, "FACEPLATE_DB_CONNECT_TIMEOUT"),

@@ -26,7 +26,8 @@ The rules (docs/operations.md, Failure behaviour, states them for operators):
 The parts, each owning its state: `failures` (what a failure means), `translation`,
 `deadline`, `bounds` (the server's time bounds, rendered one way, and how both ends find a
 dead peer), `options` (the engine's settings), `pool` (the pool and a lease of one
-connection), `retrier`, `transaction`, `executor` (the contract the store relies on) and
+connection), `gates` (how much of the pool one conversation or user may hold), `retrier`,
+`transaction`, `executor` (the contract the store relies on) and
 `client` (Tortoise's hooks wired to them).
 """
 

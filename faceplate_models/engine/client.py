@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Final, TypeVar
 
 import asyncpg
@@ -21,6 +22,7 @@ from faceplate_models.engine import failures
 from faceplate_models.engine.bounds import TimeBounds
 from faceplate_models.engine.deadline import GRACE
 from faceplate_models.engine.executor import Connection, Work
+from faceplate_models.engine.gates import Gates
 from faceplate_models.engine.options import EngineOptions
 from faceplate_models.engine.pool import Lease, Pool, PoolStats
 from faceplate_models.engine.retrier import Retrier
@@ -63,6 +65,11 @@ class FaceplateClient(AsyncpgDBClient):
             opened=lambda: self._pool,
         )
         self.retrier = Retrier(where=self.where, counters=self.pool.stats)
+        self.gates = Gates(
+            per_conversation=faceplate.per_conversation,
+            per_user=faceplate.per_user,
+            where=self.where,
+        )
         # What a transaction sets as it begins, by whether it is long: a transaction pooler
         # takes no startup parameters, so its transactions set every bound; in session
         # mode the connection has them already. A long one's statement bound comes last.
@@ -151,6 +158,18 @@ class FaceplateClient(AsyncpgDBClient):
         bound = self.statement_bound(long=long)
         return await self.retrier.call(
             attempt, bound, idempotent=True, store=True, retry=retry, write=write
+        )
+
+    def admit(
+        self, *, user: uuid.UUID | None, conversation: uuid.UUID | None
+    ) -> AbstractAsyncContextManager[None]:
+        """Pass the gates of `conversation` and `user` (`gates`) before taking a connection."""
+        return self.gates.passage(
+            user=user,
+            conversation=conversation,
+            lock_wait=self.lock_wait,
+            pool_wait=self.options.pool_timeout,
+            lock_refused=self.waited_too_long,
         )
 
     @asynccontextmanager

@@ -26,6 +26,9 @@ class EngineOptions:
     """What the client needs beyond Tortoise's own credentials."""
 
     pool_timeout: float
+    #: Pooled connections one conversation's store calls, and one user's, may hold.
+    per_conversation: int
+    per_user: int
     #: Behind a transaction pooler: no startup parameter, no session state, bounds per
     #: transaction.
     pooled: bool
@@ -61,6 +64,8 @@ def connection(
         + (" migrate" if migrating else " replica" if replica else ""),
         "faceplate": EngineOptions(
             pool_timeout=settings.pool_timeout,
+            per_conversation=settings.pool_per_conversation,
+            per_user=settings.pool_per_user,
             pooled=pooled,
             bounds=bounds,
             long_statement_timeout=0 if migrating else settings.long_statement_timeout,

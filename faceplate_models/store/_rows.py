@@ -83,25 +83,42 @@ def run(
     user: uuid.UUID | Callable[[T], uuid.UUID | None] | None,
     read: bool = False,
     long: bool = False,
+    conversation: uuid.UUID | None = None,
 ) -> Awaitable[T]:
     """Run repeatable `work` for the acting `user`: on the caller's transaction, or on a
     pooled connection (a replica's, for a `read`, when replicas are configured).
 
     For a write, `user` may be a function of the work's result: the user whose reads must
-    see the write, or None when nothing was written.
+    see the write, or None when nothing was written. Before it takes a pooled connection,
+    the call passes its user's gate and, for work that takes `conversation`'s row lock,
+    that conversation's (`engine.gates`).
     """
     client = current()
     router = replicas.router()
-    if router is None:
-        return client.run(work, long=long, write=not read)
     if isinstance(client, FaceplateClient):
+        return _pooled(client, router, work, user, read, long, conversation)
+    if router is not None and not read and isinstance(user, uuid.UUID):
+        router.wrote(user, None)  # known only when the caller commits
+    return client.run(work, long=long, write=not read)
+
+
+async def _pooled(
+    client: FaceplateClient,
+    router: replicas.Replicas | None,
+    work: Callable[[Connection], Awaitable[T]],
+    user: uuid.UUID | Callable[[T], uuid.UUID | None] | None,
+    read: bool,
+    long: bool,
+    conversation: uuid.UUID | None,
+) -> T:
+    acting = user if isinstance(user, uuid.UUID) else None
+    async with client.admit(user=acting, conversation=conversation):
+        if router is None:
+            return await client.run(work, long=long, write=not read)
         if read:
             assert not callable(user)  # noqa: S101 - a read names its user
-            return router.read(user, work)
-        return router.write(user, work, long)
-    if not read and isinstance(user, uuid.UUID):  # known only when the caller commits
-        router.wrote(user, None)
-    return client.run(work, long=long, write=not read)
+            return await router.read(user, work)
+        return await router.write(user, work, long)
 
 
 def fetch(sql: str, *args: object, user: uuid.UUID | None) -> Awaitable[list[asyncpg.Record]]:
@@ -114,19 +131,27 @@ def fetchrow(sql: str, *args: object, user: uuid.UUID | None) -> Awaitable[async
     return run(lambda conn: conn.fetchrow(sql, *args), user=user, read=True)
 
 
-def write_row(sql: str, *args: object, user: uuid.UUID) -> Awaitable[asyncpg.Record | None]:
-    """Write, returning a row."""
-    return run(lambda conn: conn.fetchrow(sql, *args), user=user)
+def write_row(
+    sql: str, *args: object, user: uuid.UUID, conversation: uuid.UUID | None = None
+) -> Awaitable[asyncpg.Record | None]:
+    """Write, returning a row (`conversation`: the conversation whose row it locks)."""
+    return run(lambda conn: conn.fetchrow(sql, *args), user=user, conversation=conversation)
 
 
-def execute(sql: str, *args: object, user: uuid.UUID, long: bool = False) -> Awaitable[str]:
-    """Write, returning the command's status.
+def execute(
+    sql: str,
+    *args: object,
+    user: uuid.UUID,
+    long: bool = False,
+    conversation: uuid.UUID | None = None,
+) -> Awaitable[str]:
+    """Write, returning the command's status (`conversation`: the one whose row it locks).
 
     A `long` statement (a delete that cascades through a whole history) runs in a
     transaction of its own: the long statement timeout can only be set there, for it alone.
     """
     if not long:
-        return run(lambda conn: conn.execute(sql, *args), user=user)
+        return run(lambda conn: conn.execute(sql, *args), user=user, conversation=conversation)
     client = current()
 
     async def in_transaction(conn: Connection) -> str:
@@ -134,7 +159,7 @@ def execute(sql: str, *args: object, user: uuid.UUID, long: bool = False) -> Awa
             status: str = await conn.execute(sql, *args)
         return status
 
-    return run(in_transaction, user=user, long=True)
+    return run(in_transaction, user=user, long=True, conversation=conversation)
 
 
 def missing(what: str, key: object) -> NotFound:

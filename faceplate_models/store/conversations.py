@@ -179,6 +179,7 @@ async def rename_conversation(
         _title(title),
         now(),
         user=uid,
+        conversation=cid,
     )
     if row is None:
         raise missing("conversation", cid)
@@ -229,7 +230,7 @@ async def update_conversation(
             raise missing("conversation", cid)
         return row
 
-    return _conversations(await run(update, user=uid))
+    return _conversations(await run(update, user=uid, conversation=cid))
 
 
 async def delete_conversation(
@@ -245,6 +246,7 @@ async def delete_conversation(
         uid,
         user=uid,
         long=True,
+        conversation=cid,
     )
     if status == "DELETE 0":
         raise missing("conversation", cid)

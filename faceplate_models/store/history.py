@@ -382,7 +382,7 @@ async def switch_branch(
             await conn.execute(SET_LEAF_SQL, cid, uid, tip["id"], _open_count(tip["open_calls"]))
             return tip["id"]  # type: ignore[no-any-return]
 
-    return await run(switch, user=uid)
+    return await run(switch, user=uid, conversation=cid)
 
 
 async def _lock(conn: Connection, client: Any, cid: uuid.UUID, uid: uuid.UUID) -> None:
@@ -426,7 +426,7 @@ async def delete_branch(
                 await conn.execute(_KEEP_LEAF_SQL, cid, uid, leaf)
             return int(status.split()[-1])
 
-    return await run(delete, user=uid, long=True)
+    return await run(delete, user=uid, long=True, conversation=cid)
 
 
 #: Whether message $4 (a leaf) lies under message $3.

@@ -373,7 +373,7 @@ async def _append(
                 )
             )
 
-    rows = await run(append, user=uid)
+    rows = await run(append, user=uid, conversation=cid)
     return sorted(messages_of.many(rows), key=lambda m: (m.created_at, m.id))
 
 

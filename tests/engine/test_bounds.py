@@ -37,7 +37,6 @@ from faceplate_models.errors import (
     ConfigError,
     ConnectionLost,
     DatabaseUnavailable,
-    LockTimeout,
     SerializationFailure,
     StatementTimeout,
 )
@@ -47,6 +46,7 @@ from tests import faults
 # A partition is noticed after the statement timeout and a grace second; a call that may be
 # retried gets the rest of twice the statement timeout less that second.
 # Five warm connections: every call below has one when the network goes silent.
+APPENDS = 250
 SCALED = Settings(statement_timeout=4, connect_timeout=1, pool_min=5, pool_max=5)
 
 
@@ -199,42 +199,90 @@ async def test_every_path_ends_within_its_bound_in_a_partition(
 async def test_a_held_row_times_out_its_waiters_and_starves_no_one(
     faceplate_db: DatabaseTarget, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """250 appends to one conversation whose row another session holds: at most
+    FACEPLATE_DB_POOL_PER_CONVERSATION of them hold a pooled connection (and wait at the
+    server), the rest wait without one; all end with `LockTimeout` within the bound, and
+    another user's reads answer at once throughout. Then 250 appends to it, free again,
+    are all stored."""
     user, conversation = await chat(1)
     other, theirs = await chat(2)
     await fm.append_message(user_id=other.id, conversation_id=theirs.id, role="user", content="x")
+    at: dict[str, Any] = {"user_id": user.id, "conversation_id": conversation.id}
     holder = await faults.hold_row(faceplate_db, "conversations", conversation.id)
-    started = time.monotonic()
+    monitor = await connect(faceplate_db)
+    reads: list[float] = []
+    at_server: list[int] = []
     try:
-        appends = [
-            timed(
-                fm.append_message(
-                    user_id=user.id, conversation_id=conversation.id, role="user", content=str(i)
-                )
-            )
-            for i in range(25)  # more than the pool's 20 connections
-        ]
-        waiting = asyncio.gather(*appends)
-        await faults.wait_for_lock_waiters(faceplate_db, 20)
-        page, reader_elapsed = await timed(
-            fm.get_history(user_id=other.id, conversation_id=theirs.id)
+        waiting = asyncio.gather(
+            *(timed(fm.append_message(**at, role="user", content=str(i))) for i in range(APPENDS))
         )
+        await faults.wait_for_lock_waiters(faceplate_db, 1)
+        while not waiting.done():
+            page, elapsed = await timed(fm.get_history(user_id=other.id, conversation_id=theirs.id))
+            assert isinstance(page, fm.Page) and len(page.items) == 1
+            reads.append(elapsed)
+            at_server.append(await faults.lock_waiters(monitor, faceplate_db))
+            await asyncio.sleep(0.05)
         outcomes = await waiting
     finally:
         await holder.execute("ROLLBACK")
         await holder.close()
+        await monitor.close()
     slowest = max(elapsed for _, elapsed in outcomes)
+    kinds = {type(error).__name__ for error, _ in outcomes}
     print(
-        f"\n25 appends on a held row, pool 20: all LockTimeout, slowest after {slowest:.1f} s; "
-        f"another user's read answered in {reader_elapsed:.1f} s"
+        f"\n{APPENDS} appends on a held row, pool 20: {kinds}, slowest after {slowest:.1f} s; "
+        f"at most {max(at_server)} waited at the server; another user's {len(reads)} reads "
+        f"meanwhile answered in at most {max(reads) * 1000:.0f} ms"
     )
-    assert isinstance(page, fm.Page) and len(page.items) == 1
-    assert reader_elapsed < 6
-    assert all(isinstance(error, LockTimeout) for error, _ in outcomes), outcomes
+    assert kinds == {"LockTimeout"}
     assert all(error.sqlstate == "55P03" for error, _ in outcomes)
-    assert "lock" in str(outcomes[0][0]) and slowest < 10
-    assert time.monotonic() - started < 12
-    assert fm.pool_stats().lock_timeouts >= 25
-    assert sum("lock timeout" in r.getMessage() for r in caplog.records) >= 25
+    assert slowest < 10
+    assert max(at_server) <= fm.pool_stats().max_size // 10  # 2 of the pool's 20
+    assert len(reads) >= 10 and max(reads) < 1.0
+    assert fm.pool_stats().pool_timeouts == 0
+    assert fm.pool_stats().lock_timeouts >= APPENDS
+    assert sum("lock" in r.getMessage() for r in caplog.records) >= APPENDS
+
+    started = time.monotonic()
+    stored = await asyncio.gather(
+        *(fm.append_message(**at, role="user", content=str(i)) for i in range(APPENDS))
+    )
+    print(f"then {APPENDS} appends to it, free: all stored in {time.monotonic() - started:.1f} s")
+    history = await fm.get_history(**at, limit=APPENDS)
+    assert sorted(m.id for m in history.items) == sorted(m.id for m in stored)
+
+
+async def test_one_user_holds_at_most_their_share_of_the_pool(
+    faceplate_db: DatabaseTarget, restore_db: DatabaseTarget
+) -> None:
+    """FACEPLATE_DB_POOL_PER_USER: a user's calls past the share wait without a connection,
+    then `PoolTimeout` naming the setting; other users' calls take connections at once."""
+    await fm.init_db(faceplate_db.url(), settings=Settings(pool_per_user=2, pool_timeout=1))
+    user, _ = await chat(1)
+    other, theirs = await chat(2)
+    conversations = [await fm.create_conversation(user_id=user.id) for _ in range(3)]
+    holders = [await faults.hold_row(faceplate_db, "conversations", c.id) for c in conversations]
+    try:
+        calls = [
+            timed(
+                fm.append_message(user_id=user.id, conversation_id=c.id, role="user", content="x")
+            )
+            for c in conversations
+        ]
+        waiting = asyncio.gather(*calls)
+        await faults.wait_for_lock_waiters(faceplate_db, 2)
+        _, elapsed = await timed(fm.get_history(user_id=other.id, conversation_id=theirs.id))
+        outcomes = await waiting
+    finally:
+        for holder in holders:
+            await holder.execute("ROLLBACK")
+            await holder.close()
+    kinds = sorted(type(error).__name__ for error, _ in outcomes)
+    assert kinds == ["LockTimeout", "LockTimeout", "PoolTimeout"], outcomes
+    refused = next(error for error, _ in outcomes if isinstance(error, fm.PoolTimeout))
+    assert "FACEPLATE_DB_POOL_PER_USER" in str(refused)
+    assert elapsed < 0.5
 
 
 # --- deadlocks and serialization failures -----------------------------------------------
