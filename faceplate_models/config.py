@@ -48,12 +48,15 @@ DEFAULT_TEST_DATABASE_PREFIX = "faceplate_test"
 # plain identifier that needs no quoting anywhere.
 _TEST_DATABASE_PREFIX = re.compile(r"[a-z_][a-z0-9_]{0,49}")
 
-#: Where the server keeps session state: a direct connection or a session pooler.
+#: A direct connection: the session's settings travel as startup parameters.
 SESSION = "session"
+#: A session pooler (PgBouncer pool_mode=session): a session of its own per connection, but
+#: no startup parameters beyond the basics, so each new connection SETs its settings.
+SESSION_POOLER = "session_pooler"
 #: A transaction pooler (PgBouncer pool_mode=transaction, Neon -pooler, Supabase 6543, RDS
 #: Proxy): no startup parameters beyond the basics, no statement outliving a transaction.
 TRANSACTION = "transaction"
-POOL_MODES = (SESSION, TRANSACTION)
+POOL_MODES = (SESSION, SESSION_POOLER, TRANSACTION)
 
 _SSL_MODES = {"disable", "allow", "prefer", "require", "verify-ca", "verify-full"}
 _URL_PARAMETERS = {"host", "port", "user", "sslmode", "sslrootcert", "sslcert", "sslkey"}

@@ -55,10 +55,12 @@ def tortoise_config(
     """The dict that `Tortoise.init` and Aerich read.
 
     It is built as a dict rather than a URL because Tortoise casts URL query values with
-    `bool()` (`?ssl=false` would turn TLS on). In session mode the server applies the time
-    bounds from the first statement on (startup parameters) and `search_path` is the
-    schema; a transaction pooler rejects both, so then every statement is schema-qualified,
-    asyncpg keeps no named prepared statement, and the engine bounds transactions itself.
+    `bool()` (`?ssl=false` would turn TLS on). On a direct connection the time bounds, the
+    dead-peer settings and `search_path` are startup parameters; a session pooler refuses
+    those, so there each new connection SETs them first; a transaction pooler keeps no
+    session, so there every statement is schema-qualified, asyncpg keeps no named prepared
+    statement, the engine bounds transactions itself and the role's defaults bound single
+    statements.
     Migrations (`migrating=True`) always run in session mode, on the direct connection,
     without the time bounds meant for requests: later migrations use bare table names.
     """
@@ -179,7 +181,7 @@ async def init_db(
             # Tortoise connects lazily; the probe opens the pool, so a bad address fails
             # here, at startup, rather than on a user's first request.
             client: FaceplateClient = connections.get("default")
-            unbounded = await client.probe()
+            await client.probe()
     except FaceplateError:
         await close_db()
         raise
@@ -189,13 +191,6 @@ async def init_db(
             f"cannot reach {target.describe()}: {describe_connect_error(exc)}"
         ) from exc
     log.info("connected to %s", target.describe())
-    if unbounded:
-        log.warning(
-            "through the transaction pooler, the server applies no %s to single statements "
-            "(they cannot be startup parameters there); set them on the role, as "
-            "`faceplate-db grants` prints",
-            " or ".join(unbounded),
-        )
     from faceplate_models import migrate as migrations
 
     try:

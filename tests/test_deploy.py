@@ -1,5 +1,6 @@
-"""Where Faceplate is deployed: a transaction pooler (a real PgBouncer), a shared database with
-least-privilege roles, the migration lock, and verified TLS against a server of the test's own.
+"""Where Faceplate is deployed: a transaction pooler and a session pooler (a real PgBouncer),
+a shared database with least-privilege roles, the migration lock, and verified TLS against a
+server of the test's own.
 """
 
 from __future__ import annotations
@@ -22,7 +23,14 @@ from tortoise.transactions import in_transaction
 import faceplate_models as fm
 from faceplate_models import store
 from faceplate_models.cli import EXIT_ERROR, EXIT_OK
-from faceplate_models.config import TRANSACTION, DatabaseTarget, Settings, load_settings
+from faceplate_models.config import (
+    SESSION_POOLER,
+    TRANSACTION,
+    DatabaseTarget,
+    Settings,
+    load_settings,
+)
+from faceplate_models.engine.bounds import TimeBounds
 from faceplate_models.errors import ConfigError, DatabaseUnavailable
 from faceplate_models.migrate import ADVISORY_LOCK_KEY, migrations_location, version_files
 from faceplate_models.testing import connect, create_database, drop_database
@@ -130,6 +138,42 @@ async def pgbouncer(
 
 
 @pytest.fixture
+async def role_defaults(faceplate_db: DatabaseTarget) -> AsyncIterator[dict[str, int]]:
+    """The time bounds as defaults the server applies to every new session, as an
+    administrator sets them on the application's role behind a transaction pooler. The
+    tests' role is the superuser every test shares, so the database's defaults stand in;
+    the test may change them, and they are removed after it."""
+    settings = load_settings()
+    bounds = TimeBounds(
+        settings.statement_timeout, settings.lock_timeout, settings.idle_in_transaction_timeout
+    ).settings()
+    await session_defaults(faceplate_db, bounds)
+    try:
+        yield bounds
+    finally:
+        await session_defaults(faceplate_db, None)
+
+
+async def session_defaults(target: DatabaseTarget, defaults: dict[str, int] | None) -> None:
+    """Set the database's session defaults (None: remove them all), and end its other
+    sessions (the pooler's server connections among them), which keep those they began with."""
+    conn = await connect(target)
+    try:
+        name = f'"{target.database}"'
+        if defaults is None:
+            await conn.execute(f"ALTER DATABASE {name} RESET ALL")
+        for setting, value in (defaults or {}).items():
+            await conn.execute(f"ALTER DATABASE {name} SET {setting} = {value}")
+        await conn.execute(
+            """SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+               WHERE datname = $1 AND pid <> pg_backend_pid()""",
+            target.database,
+        )
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
 async def empty_database(faceplate_server: DatabaseTarget) -> AsyncIterator[DatabaseTarget]:
     target = await create_database(faceplate_server, "deploy")
     yield target
@@ -149,7 +193,7 @@ async def test_the_default_mode_behind_a_transaction_pooler_names_the_setting(
     assert "FACEPLATE_DB_POOL_MODE=transaction" in result.stderr
 
 
-@pytest.mark.usefixtures("restore_db")
+@pytest.mark.usefixtures("restore_db", "role_defaults")
 async def test_the_store_and_the_orm_through_a_transaction_pooler(
     pgbouncer: servers.PgBouncer, faceplate_db: DatabaseTarget
 ) -> None:
@@ -196,7 +240,7 @@ async def test_the_store_and_the_orm_through_a_transaction_pooler(
     assert [t.title for t in await fm.Task.filter(user=created)] == ["kept"]
 
 
-@pytest.mark.usefixtures("restore_db")
+@pytest.mark.usefixtures("restore_db", "role_defaults")
 async def test_the_time_bounds_hold_through_the_pooler(
     pgbouncer: servers.PgBouncer, faceplate_db: DatabaseTarget
 ) -> None:
@@ -216,6 +260,82 @@ async def test_the_time_bounds_hold_through_the_pooler(
             with pytest.raises(fm.LockTimeout):
                 await call
             assert time.monotonic() - started < settings.lock_timeout + 1
+    finally:
+        await holder.execute("ROLLBACK")
+        await holder.close()
+
+
+@pytest.mark.usefixtures("restore_db")
+@pytest.mark.parametrize(
+    "defaults",
+    [{}, {"statement_timeout": 0}, {"lock_timeout": 60_000}],
+    ids=["none set", "statement_timeout 0 (the role's own ALTER ROLE)", "lock_timeout too long"],
+)
+async def test_unbounded_statements_behind_a_transaction_pooler_refuse_to_start(
+    pgbouncer: servers.PgBouncer,
+    faceplate_db: DatabaseTarget,
+    role_defaults: dict[str, int],
+    defaults: dict[str, int],
+) -> None:
+    """The probe reads the bounds in force back: a bound that is off or longer than
+    configured refuses the start, naming the fix, instead of serving unbounded."""
+    await session_defaults(faceplate_db, {**role_defaults, **defaults} if defaults else None)
+    with pytest.raises(ConfigError, match="faceplate-db grants") as caught:
+        await fm.init_db(pgbouncer.target(faceplate_db.database).url(), settings=pooled())
+    print(f"\n{caught.value}")
+    assert f"{next(iter(defaults), 'statement_timeout')} is" in str(caught.value)
+
+
+# --- a session pooler -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+async def session_pgbouncer(
+    faceplate_server: DatabaseTarget, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[servers.PgBouncer]:
+    bouncer = servers.PgBouncer(
+        faceplate_server, tmp_path_factory.mktemp("pgbouncer-session"), users=["postgres"]
+    )
+    await bouncer.start(pool_mode="session")
+    yield bouncer
+    bouncer.stop()
+
+
+@pytest.mark.usefixtures("restore_db")
+async def test_the_store_and_its_bounds_through_a_session_pooler(
+    session_pgbouncer: servers.PgBouncer, faceplate_db: DatabaseTarget
+) -> None:
+    """PgBouncer in session mode refuses the startup parameters a direct connection sends
+    (the default mode says which mode to set); with FACEPLATE_DB_POOL_MODE=session_pooler
+    each connection SETs them instead, and keeps them across the reset of a connection
+    the ORM used."""
+    through = session_pgbouncer.target(faceplate_db.database).url()
+    with pytest.raises(ConfigError, match="session_pooler"):
+        await fm.init_db(through)
+    settings = dataclasses.replace(
+        load_settings(), pool_mode=SESSION_POOLER, pool_min=1, pool_max=2
+    )
+    await fm.init_db(through, settings=settings)
+    assert await every_store_call(0) == STORE_FUNCTIONS
+    async with in_transaction() as tx:  # the ORM's connection is reset on release
+        await tx.execute_query("SELECT 1")
+    for _ in range(settings.pool_max * 2):  # every pooled connection, reset or not
+        bound = await fm.Task._meta.db.execute_query_dict(
+            "SELECT current_setting('lock_timeout') AS lock, "
+            "current_setting('search_path') AS path, "
+            "current_setting('statement_timeout') AS statement"
+        )
+        assert bound == [{"lock": "3s", "path": "faceplate", "statement": "10s"}]
+    user = await fm.get_or_create_user(subject_id="held", email="held@example.com")
+    chat = await fm.create_conversation(user_id=user.id)
+    holder = await faults.hold_row(faceplate_db, "conversations", chat.id)
+    try:
+        started = time.monotonic()
+        with pytest.raises(fm.LockTimeout):
+            await fm.append_message(
+                user_id=user.id, conversation_id=chat.id, role="user", content="w"
+            )
+        assert time.monotonic() - started < settings.lock_timeout + 1
     finally:
         await holder.execute("ROLLBACK")
         await holder.close()

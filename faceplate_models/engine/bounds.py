@@ -1,6 +1,7 @@
 """The server's time bounds of a session, in one place: each a number of seconds (0: none),
 rendered in whole milliseconds, a fraction of one rounded up (never down to 0, which
-PostgreSQL reads as no bound), as startup parameters, as `SET LOCAL` and as `ALTER ROLE`;
+PostgreSQL reads as no bound), as startup parameters, as a session's `SET`s, as `SET LOCAL`
+and as `ALTER ROLE`;
 and how both ends of a connection find a dead peer."""
 
 from __future__ import annotations
@@ -56,8 +57,15 @@ class TimeBounds:
         return {**self.settings(), **DEAD_PEER}
 
     def startup_parameters(self) -> dict[str, str]:
-        """As a connection's startup parameters (a direct connection or a session pooler)."""
+        """As a direct connection's startup parameters."""
         return {name: str(value) for name, value in self.session().items()}
+
+    def set_session(self, search_path: str) -> str:
+        """As statements a new connection runs first, with its `search_path`: for a session
+        pooler, which refuses startup parameters it does not know (PgBouncer, in every pool
+        mode); a reset (RESET ALL) undoes them, so it runs them again."""
+        settings = {"search_path": search_path, **self.session()}
+        return ";".join(f"SET {name} = {value}" for name, value in settings.items())
 
     def set_local(self) -> str:
         """As statements for the start of a transaction ("" when none is set)."""

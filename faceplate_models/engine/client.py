@@ -42,6 +42,12 @@ _ORM_LIMIT: Final[contextvars.ContextVar[tuple[float | None] | None]] = contextv
 )
 
 
+# The bounds in force, in milliseconds (pg_settings' unit for all three).
+_BOUNDS_SQL: Final = (
+    "SELECT name, setting::bigint AS ms FROM pg_settings WHERE name = ANY($1::text[])"
+)
+
+
 def _is_read(sql: str) -> bool:
     return sql.lstrip()[:6].upper() == "SELECT"
 
@@ -61,6 +67,7 @@ class FaceplateClient(AsyncpgDBClient):
             timeout=faceplate.pool_timeout,
             max_size=self.pool_maxsize,
             pooled=faceplate.pooled,
+            session=faceplate.session_sets,
             open=self._asyncpg_pool,
             opened=lambda: self._pool,
         )
@@ -180,24 +187,39 @@ class FaceplateClient(AsyncpgDBClient):
                 await conn.execute(bounds)
             yield
 
-    async def probe(self) -> list[str]:
+    async def probe(self) -> None:
         """Open the pool and run one query, without the retry: at startup, failing fast wins.
 
-        Returns the time bounds the server leaves unset through a transaction pooler, where
-        they cannot be startup parameters (in session mode the connection sets them).
+        The query reads the server's time bounds back: one that is off (0) or longer than
+        configured, whatever undid it (a pooler that drops session settings, a role's own
+        `ALTER ROLE ... SET statement_timeout = 0`), is a `ConfigError` naming the fix.
         """
+        wanted = self.options.bounds.settings()
         try:
             async with self.lease(None, store=True) as conn:
-                row = await conn.fetchrow(
-                    "SELECT current_setting('statement_timeout') AS statement_timeout, "
-                    "current_setting('lock_timeout') AS lock_timeout"
-                )
+                rows = await conn.fetch(_BOUNDS_SQL, list(wanted))
         except failures.Lost as lost:
             raise failures.unreachable(lost, self.where) from lost.cause
-        assert row is not None  # noqa: S101 - the query returns one row
-        if not self.options.pooled:
-            return []
-        return [name.replace("_", " ") for name, value in row.items() if value == "0"]
+        found = {row["name"]: row["ms"] for row in rows}
+        wrong = [
+            f"{name} is {found.get(name, 0)} ms, not {limit} ms"
+            for name, limit in wanted.items()
+            if not 0 < found.get(name, 0) <= limit
+        ]
+        if not wrong:
+            return
+        fix = (
+            "a transaction pooler passes no session settings, so set them on the "
+            "application's role, as `faceplate-db grants` prints"
+            if self.options.pooled
+            else "something between the package and the server dropped or undid the "
+            "session's settings: behind PgBouncer in session mode set "
+            "FACEPLATE_DB_POOL_MODE=session_pooler, in transaction mode =transaction"
+        )
+        raise ConfigError(
+            f"the server at {self.where} would not bound this package's statements "
+            f"({'; '.join(wrong)}): {fix}"
+        )
 
     # --- Tortoise's entry points ---------------------------------------------------------
 

@@ -134,9 +134,10 @@ def connect_error(exc: BaseException, where: str) -> FaceplateError:
     """The package's error for a connection to `where` that could not be opened."""
     if rejected_parameter(exc):
         return ConfigError(
-            f"{where} refused a startup parameter ({exc}): it is a transaction pooler. Set "
-            "FACEPLATE_DB_POOL_MODE=transaction, and point FACEPLATE_MIGRATION_DATABASE_URL "
-            "at a direct connection for migrations"
+            f"{where} refused a startup parameter ({exc}): it is a pooler. For a "
+            "transaction pooler set FACEPLATE_DB_POOL_MODE=transaction (and point "
+            "FACEPLATE_MIGRATION_DATABASE_URL at a direct connection for migrations); for "
+            "a session pooler, FACEPLATE_DB_POOL_MODE=session_pooler"
         )
     return DatabaseUnavailable(f"cannot connect to {where}: {describe_connect_error(exc)}")
 

@@ -9,6 +9,7 @@ from typing import Any, Final
 from faceplate_models.config import (
     APPLICATION_NAME,
     SCHEMA,
+    SESSION_POOLER,
     TRANSACTION,
     DatabaseTarget,
     Secret,
@@ -32,6 +33,9 @@ class EngineOptions:
     #: Behind a transaction pooler: no startup parameter, no session state, bounds per
     #: transaction.
     pooled: bool
+    #: Behind a session pooler: what each new connection runs first (its search_path,
+    #: bounds and dead-peer settings), which a direct connection gets at startup instead.
+    session_sets: str | None
     #: A request's server-side bounds (none for migrations, whose DDL bounds its own waits).
     bounds: TimeBounds
     #: The statement bound of the long work: deleting a user or a branch, rotating secrets.
@@ -43,6 +47,8 @@ def connection(
 ) -> dict[str, Any]:
     """One connection of the Tortoise config: the engine, and its credentials."""
     pooled = settings.pool_mode == TRANSACTION and not migrating
+    # Migrations through a session pooler too (they need a session, which it keeps).
+    behind_session_pooler = settings.pool_mode == SESSION_POOLER
     bounds = (
         TimeBounds()
         if migrating
@@ -67,13 +73,14 @@ def connection(
             per_conversation=settings.pool_per_conversation,
             per_user=settings.pool_per_user,
             pooled=pooled,
+            session_sets=bounds.set_session(SCHEMA) if behind_session_pooler else None,
             bounds=bounds,
             long_statement_timeout=0 if migrating else settings.long_statement_timeout,
         ),
     }
     if pooled:
         credentials["statement_cache_size"] = 0
-    else:
+    elif not behind_session_pooler:
         credentials["schema"] = SCHEMA
         credentials["server_settings"] = bounds.startup_parameters()
     tls = ssl_context(target)

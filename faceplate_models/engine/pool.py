@@ -128,6 +128,7 @@ class Pool:
         timeout: float,
         max_size: int,
         pooled: bool,
+        session: str | None,
         open: Callable[[], Awaitable[asyncpg.Pool]],
         opened: Callable[[], asyncpg.Pool | None],
     ) -> None:
@@ -136,6 +137,9 @@ class Pool:
         self.max_size = max_size
         self.stats = Counters()
         self._pooled = pooled  # through a transaction pooler: never reset a connection
+        # Through a session pooler, what a new connection runs first (its search_path,
+        # bounds and dead-peer settings), and again after a reset, which undoes them.
+        self._session = session
         self._open = open
         self._opened = opened
         # Connections something other than the store used since they left the pool.
@@ -144,6 +148,8 @@ class Pool:
     async def connected(self, conn: asyncpg.Connection) -> None:
         """asyncpg's `init` of every new connection."""
         _keepalive(conn)
+        if self._session is not None:
+            await conn.execute(self._session)
         await conn.fetchval(_ARRAY_TYPES_SQL, [], [], [], [], [])
 
     async def reset(self, conn: asyncpg.Connection) -> None:
@@ -152,14 +158,16 @@ class Pool:
 
         The store's own work leaves no session state behind (no SET but SET LOCAL, no
         advisory lock, no LISTEN, no cursor), so only connections the ORM, a transaction
-        or a caller's own code used are reset. Through a transaction pooler nothing is: the
-        reset would run on whichever server connection the pooler picks, unlocking other
-        clients' locks.
+        or a caller's own code used are reset (behind a session pooler, with their SETs again
+        in the same round trip: RESET ALL undoes them). Through a transaction pooler nothing
+        is: the reset would run on whichever server connection the pooler picks, unlocking
+        other clients' locks.
         """
         if conn in self._used_freely:
             self._used_freely.discard(conn)
             if not self._pooled:
-                await conn.execute(conn.get_reset_query())
+                reset = conn.get_reset_query()
+                await conn.execute(f"{reset};{self._session}" if self._session else reset)
 
     async def acquire(self, limit: float | None) -> tuple[asyncpg.Pool, Proxy]:
         """A connection from the pool, waiting at most the pool timeout for a free one (and,
