@@ -139,6 +139,17 @@ class FaceplateClient(AsyncpgDBClient):
         log.warning("a row lock stayed held past the lock timeout (the client ended the wait)")
         return lock_timeout()
 
+    def _gate_refused(self) -> LockTimeout:
+        """The error of a wait at a conversation's gate (`gates`), counted and logged."""
+        self.pool.stats.lock_timeouts += 1
+        log.warning("calls on one conversation held its gate past the lock timeout")
+        return LockTimeout(
+            f"the {self.gates.conversations.size} calls of this process already at work on "
+            "this conversation (FACEPLATE_DB_POOL_PER_CONVERSATION) kept it past the lock "
+            "timeout: another session holds its row, or the database is slow to answer",
+            sqlstate="55P03",
+        )
+
     def pool_stats(self) -> PoolStats:
         """The pool's sizes and this client's counters."""
         return self.pool.snapshot()
@@ -176,7 +187,7 @@ class FaceplateClient(AsyncpgDBClient):
             conversation=conversation,
             lock_wait=self.lock_wait,
             pool_wait=self.options.pool_timeout,
-            lock_refused=self.waited_too_long,
+            lock_refused=self._gate_refused,
         )
 
     @asynccontextmanager
