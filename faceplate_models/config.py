@@ -59,7 +59,18 @@ TRANSACTION = "transaction"
 POOL_MODES = (SESSION, SESSION_POOLER, TRANSACTION)
 
 _SSL_MODES = {"disable", "allow", "prefer", "require", "verify-ca", "verify-full"}
-_URL_PARAMETERS = {"host", "port", "user", "sslmode", "sslrootcert", "sslcert", "sslkey"}
+_URL_PARAMETERS = {
+    "host",
+    "port",
+    "user",
+    "sslmode",
+    "sslrootcert",
+    "sslcert",
+    "sslkey",
+    "target_session_attrs",
+}
+#: libpq's (and asyncpg's) names of the server a multi-host URL wants.
+SESSION_ATTRS = ("any", "read-write", "read-only", "primary", "standby", "prefer-standby")
 
 
 class Secret:
@@ -83,6 +94,9 @@ class DatabaseTarget:
 
     `ssl` is libpq's sslmode; `sslrootcert` (a CA file, or `system` for the operating
     system's trust store), `sslcert` and `sslkey` are file paths, as libpq names them.
+    A URL may name several servers (`host1:5432,host2:5432`): `alternates` are those after
+    the first, tried in order, and `target_session_attrs` says which one to keep
+    (`read-write` to follow a failover to the promoted standby).
     """
 
     host: str
@@ -94,11 +108,21 @@ class DatabaseTarget:
     sslrootcert: str | None = None
     sslcert: str | None = None
     sslkey: str | None = None
+    alternates: tuple[tuple[str, int], ...] = ()
+    target_session_attrs: str | None = None
+
+    @property
+    def hosts(self) -> tuple[tuple[str, int], ...]:
+        """Every server the URL names, in order: (host, port)."""
+        return ((self.host, self.port), *self.alternates)
 
     def describe(self) -> str:
         """Name the server for a human: user, host, port and database, never the password."""
         where = f"socket {self.host}" if self.host.startswith("/") else self.host
-        return f'database "{self.database}" on {where} port {self.port} as user "{self.user}"'
+        others = "".join(f" or {host} port {port}" for host, port in self.alternates)
+        return (
+            f'database "{self.database}" on {where} port {self.port}{others} as user "{self.user}"'
+        )
 
     def with_database(self, database: str) -> DatabaseTarget:
         """The same server and credentials, another database."""
@@ -114,13 +138,18 @@ class DatabaseTarget:
         if self.host.startswith("/"):
             query.append("host=" + quote(self.host, safe="/"))
             netloc_host = ""
-        for name in ("ssl", "sslrootcert", "sslcert", "sslkey"):
+        for name in ("ssl", "sslrootcert", "sslcert", "sslkey", "target_session_attrs"):
             value = getattr(self, name)
             if value:
                 query.append(f"{'sslmode' if name == 'ssl' else name}={quote(value, safe='/')}")
         suffix = ("?" + "&".join(query)) if query else ""
         port = f":{self.port}" if netloc_host else ""
-        return f"postgres://{auth}@{netloc_host}{port}/{quote(self.database, safe='')}{suffix}"
+        others = "".join(
+            f",[{host}]:{port}" if ":" in host else f",{host}:{port}"
+            for host, port in self.alternates
+        )
+        path = quote(self.database, safe="")
+        return f"postgres://{auth}@{netloc_host}{port}{others}/{path}{suffix}"
 
 
 @dataclass(frozen=True)
@@ -304,6 +333,18 @@ def parse_database_url(url: str, *, variable: str = "FACEPLATE_DATABASE_URL") ->
     unknown = sorted(set(query) - _URL_PARAMETERS)
     if unknown:
         raise ConfigError(f"{variable} has unsupported query parameters: {', '.join(unknown)}")
+    attrs = query.get("target_session_attrs")
+    if attrs is not None and attrs not in SESSION_ATTRS:
+        raise ConfigError(
+            f"{variable} has target_session_attrs={attrs!r}; use one of {', '.join(SESSION_ATTRS)}"
+        )
+    # Several servers (libpq's `host1:port1,host2:port2`): the first stands in the URL that
+    # urlsplit reads, the others are read here.
+    userinfo, at, servers = parts.netloc.rpartition("@")
+    first, *rest = servers.split(",")
+    if rest:
+        parts = parts._replace(netloc=userinfo + at + first)
+    alternates = tuple(_server(variable, server) for server in rest)
     try:
         url_port = parts.port
     except ValueError:
@@ -335,7 +376,32 @@ def parse_database_url(url: str, *, variable: str = "FACEPLATE_DATABASE_URL") ->
             "use sslmode=verify-full (or verify-ca, or require)"
         )
     password = unquote(parts.password) if parts.password else None
-    return DatabaseTarget(host, port, database, user, password, mode, **files)
+    return DatabaseTarget(
+        host,
+        port,
+        database,
+        user,
+        password,
+        mode,
+        **files,
+        alternates=alternates,
+        target_session_attrs=attrs,
+    )
+
+
+def _server(variable: str, server: str) -> tuple[str, int]:
+    """One `host:port` (or `[v6 address]:port`) after the first of a multi-host URL."""
+    if server.startswith("["):
+        host, _, rest = server[1:].partition("]")
+        port = rest.removeprefix(":")
+    else:
+        host, _, port = server.partition(":")
+    if not host:
+        raise ConfigError(f"{variable} names a server without a host after a comma")
+    port = port or "5432"
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"{variable} has a port that is not a number")
+    return unquote(host), int(port)
 
 
 def ssl_context(target: DatabaseTarget) -> ssl.SSLContext | str | None:

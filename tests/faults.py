@@ -8,6 +8,7 @@ import contextlib
 import os
 import shutil
 import subprocess
+from collections.abc import Mapping
 from typing import Any
 
 import asyncpg
@@ -274,3 +275,23 @@ class Partition:
     def heal(self) -> None:
         with contextlib.suppress(subprocess.CalledProcessError):
             self._nft(f"delete table inet {self.table}")
+
+
+async def session_defaults(target: DatabaseTarget, defaults: Mapping[str, object] | None) -> None:
+    """Set the database's session defaults (None: remove them all), and end its other
+    sessions (the pooler's server connections among them), which keep those they began with."""
+    conn = await connect(target)
+    try:
+        await conn.execute("SET default_transaction_read_only = off")  # it may be set
+        name = f'"{target.database}"'
+        if defaults is None:
+            await conn.execute(f"ALTER DATABASE {name} RESET ALL")
+        for setting, value in (defaults or {}).items():
+            await conn.execute(f"ALTER DATABASE {name} SET {setting} = {value}")
+        await conn.execute(
+            """SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+               WHERE datname = $1 AND pid <> pg_backend_pid()""",
+            target.database,
+        )
+    finally:
+        await conn.close()

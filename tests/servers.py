@@ -143,9 +143,14 @@ class Cluster:
         *,
         host: str = "127.0.0.1",
         user: str = "postgres",
-        **tls: str,
+        ssl: str | None = None,
+        sslrootcert: str | None = None,
+        sslcert: str | None = None,
+        sslkey: str | None = None,
     ) -> DatabaseTarget:
-        return DatabaseTarget(host, self.port, database, user, **tls)
+        return DatabaseTarget(
+            host, self.port, database, user, None, ssl, sslrootcert, sslcert, sslkey
+        )
 
     def psql(self, sql: str) -> str:
         """Run `sql` as the superuser, over the cluster's socket."""

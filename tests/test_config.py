@@ -91,6 +91,21 @@ def test_url_with_socket_directory_and_encoded_password() -> None:
     assert parse_database_url(tcp.url()) == tcp
 
 
+def test_a_url_may_name_every_server_of_a_failover_pair() -> None:
+    """libpq's multi-host form, as asyncpg takes it: tried in order, and the one that accepts
+    writes kept (`target_session_attrs=read-write`), so a promoted standby is followed."""
+    target = parse_database_url(
+        f"postgres://app:{PASSWORD}@db1:5432,db2:5433,[::1]/chat?target_session_attrs=read-write"
+    )
+    assert target.hosts == (("db1", 5432), ("db2", 5433), ("::1", 5432))
+    assert target.target_session_attrs == "read-write"
+    assert parse_database_url(target.url()) == target
+    assert "db2 port 5433" in target.describe() and PASSWORD not in target.describe()
+    credentials = tortoise_config(target, Settings())["connections"]["default"]["credentials"]
+    assert credentials["target_session_attrs"] == "read-write"
+    assert credentials["faceplate"].hosts == target.hosts
+
+
 @pytest.mark.parametrize(
     ("url", "problem"),
     [
@@ -102,6 +117,9 @@ def test_url_with_socket_directory_and_encoded_password() -> None:
         (f"postgres://u:{PASSWORD}@h/d?sslmode=sometimes", "sslmode"),
         (f"postgres://u:{PASSWORD}@h/d?ssl=false", "unsupported query parameters: ssl"),
         (f"postgres://u:{PASSWORD}@/d?host=/s&port=x", "port that is not a number"),
+        (f"postgres://u:{PASSWORD}@h1,:5/d", "server without a host"),
+        (f"postgres://u:{PASSWORD}@h1,h2:x/d", "port that is not a number"),
+        (f"postgres://u:{PASSWORD}@h1,h2/d?target_session_attrs=master", "target_session_attrs"),
     ],
 )
 def test_bad_urls_are_explained_without_the_password(url: str, problem: str) -> None:

@@ -147,30 +147,11 @@ async def role_defaults(faceplate_db: DatabaseTarget) -> AsyncIterator[dict[str,
     bounds = TimeBounds(
         settings.statement_timeout, settings.lock_timeout, settings.idle_in_transaction_timeout
     ).settings()
-    await session_defaults(faceplate_db, bounds)
+    await faults.session_defaults(faceplate_db, bounds)
     try:
         yield bounds
     finally:
-        await session_defaults(faceplate_db, None)
-
-
-async def session_defaults(target: DatabaseTarget, defaults: dict[str, int] | None) -> None:
-    """Set the database's session defaults (None: remove them all), and end its other
-    sessions (the pooler's server connections among them), which keep those they began with."""
-    conn = await connect(target)
-    try:
-        name = f'"{target.database}"'
-        if defaults is None:
-            await conn.execute(f"ALTER DATABASE {name} RESET ALL")
-        for setting, value in (defaults or {}).items():
-            await conn.execute(f"ALTER DATABASE {name} SET {setting} = {value}")
-        await conn.execute(
-            """SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-               WHERE datname = $1 AND pid <> pg_backend_pid()""",
-            target.database,
-        )
-    finally:
-        await conn.close()
+        await faults.session_defaults(faceplate_db, None)
 
 
 @pytest.fixture
@@ -279,7 +260,7 @@ async def test_unbounded_statements_behind_a_transaction_pooler_refuse_to_start(
 ) -> None:
     """The probe reads the bounds in force back: a bound that is off or longer than
     configured refuses the start, naming the fix, instead of serving unbounded."""
-    await session_defaults(faceplate_db, {**role_defaults, **defaults} if defaults else None)
+    await faults.session_defaults(faceplate_db, {**role_defaults, **defaults} if defaults else None)
     with pytest.raises(ConfigError, match="faceplate-db grants") as caught:
         await fm.init_db(pgbouncer.target(faceplate_db.database).url(), settings=pooled())
     print(f"\n{caught.value}")

@@ -17,7 +17,6 @@ from tortoise.backends.base.client import TransactionContext
 from tortoise.connection import connections
 from tortoise.exceptions import ConfigurationError
 
-from faceplate_models.config import DatabaseTarget
 from faceplate_models.engine import failures
 from faceplate_models.engine.bounds import TimeBounds
 from faceplate_models.engine.deadline import GRACE
@@ -59,9 +58,7 @@ class FaceplateClient(AsyncpgDBClient):
         super().__init__(**kwargs)
         self.options = faceplate
         self.root = self  # what a transaction of this client answers to
-        self.where = DatabaseTarget(
-            str(self.host), self.port, str(self.database), str(self.user)
-        ).describe()
+        self.where = faceplate.where
         self.pool = Pool(
             where=self.where,
             timeout=faceplate.pool_timeout,
@@ -96,6 +93,9 @@ class FaceplateClient(AsyncpgDBClient):
         return self._pool
 
     async def create_pool(self, **kwargs: Any) -> asyncpg.Pool:
+        if len(self.options.hosts) > 1:  # asyncpg tries them in order
+            kwargs["host"] = [host for host, _ in self.options.hosts]
+            kwargs["port"] = [port for _, port in self.options.hosts]
         return await asyncpg.create_pool(
             None, init=self.pool.connected, reset=self.pool.reset, **kwargs
         )

@@ -4,6 +4,9 @@ a connection that cannot be opened, and the words an operator acts on.
 A connection died under us when it was refused, reset, had no socket file, timed out while
 connecting (all `OSError`), closed mid-operation (class 08), or the server terminated the
 backend or is shutting down (57P01-57P03); a statement timeout (57014) is not a loss.
+A connection to a server that answers read-only (25006: a standby, or a primary demoted in
+a failover) is on the wrong server: it is closed, as a lost one is, but nothing it was sent
+was applied, and a fresh connection may reach the new primary.
 """
 
 from __future__ import annotations
@@ -25,8 +28,13 @@ LOSS: Final = (
     asyncpg.CrashShutdownError,
     asyncpg.CannotConnectNowError,
 )
-#: Refusals while connecting that may clear up by themselves a second later.
-TRANSIENT_CONNECT: Final = (*LOSS, asyncpg.TooManyConnectionsError)
+#: Refusals while connecting that may clear up by themselves a second later (no server of a
+#: multi-host URL is the one `target_session_attrs` wants: a failover in progress).
+TRANSIENT_CONNECT: Final = (
+    *LOSS,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.TargetServerAttributeNotMatched,
+)
 # Refusals that a second attempt would only repeat: the address is right, the rest is not.
 _FATAL_CONNECT: Final = (
     asyncpg.InvalidCatalogNameError,
@@ -86,6 +94,17 @@ def killed(exc: BaseException, conn: Connection | asyncpg.Connection) -> bool:
     return closed(conn) or (not isinstance(exc, FaceplateError) and from_loss(exc))
 
 
+def read_only(exc: BaseException) -> bool:
+    """Whether the server refused the work because it is read-only (SQLSTATE 25006), as the
+    driver's error or the cause of Tortoise's."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, asyncpg.ReadOnlySQLTransactionError):
+            return True
+        seen = seen.__cause__
+    return False
+
+
 def describe_connect_error(exc: BaseException) -> str:
     """Say why a connection failed, in words an operator can act on."""
     if isinstance(exc, BaseORMException) and exc.__cause__ is not None:
@@ -113,6 +132,13 @@ def describe_connect_error(exc: BaseException) -> str:
         return f"not allowed to connect: {exc} (check the user, and pg_hba.conf)"
     if isinstance(exc, asyncpg.InvalidCatalogNameError):
         return "the database does not exist (create it, or fix the database name)"
+    if read_only(exc):
+        return (
+            "the server is read-only: a standby, or a primary being demoted in a failover "
+            "(a URL naming every server, with target_session_attrs=read-write, follows it)"
+        )
+    if isinstance(exc, asyncpg.TargetServerAttributeNotMatched):
+        return f"no server is the one target_session_attrs asks for ({exc}): a failover?"
     return f"{type(exc).__name__}: {exc}"
 
 
@@ -176,6 +202,7 @@ __all__ = [
     "from_loss",
     "how",
     "killed",
+    "read_only",
     "rejected_parameter",
     "unreachable",
     "why",

@@ -26,6 +26,10 @@ ENGINE: Final = "faceplate_models.engine"
 class EngineOptions:
     """What the client needs beyond Tortoise's own credentials."""
 
+    #: The server(s), for messages: user, hosts, ports and database, never the password.
+    where: str
+    #: Every server the URL names, tried in order (Tortoise itself takes one host).
+    hosts: tuple[tuple[str, int], ...]
     pool_timeout: float
     #: Pooled connections one conversation's store calls, and one user's, may hold.
     per_conversation: int
@@ -69,6 +73,8 @@ def connection(
         "application_name": APPLICATION_NAME
         + (" migrate" if migrating else " replica" if replica else ""),
         "faceplate": EngineOptions(
+            where=target.describe(),
+            hosts=target.hosts,
             pool_timeout=settings.pool_timeout,
             per_conversation=settings.pool_per_conversation,
             per_user=settings.pool_per_user,
@@ -78,6 +84,8 @@ def connection(
             long_statement_timeout=0 if migrating else settings.long_statement_timeout,
         ),
     }
+    if target.target_session_attrs is not None:
+        credentials["target_session_attrs"] = target.target_session_attrs
     if pooled:
         credentials["statement_cache_size"] = 0
     elif not behind_session_pooler:

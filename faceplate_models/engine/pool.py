@@ -330,6 +330,9 @@ class Lease(PoolConnectionWrapper[Proxy]):
         conn = self.connection
         assert conn is not None  # noqa: S101 - set by __aenter__
         silent = self._deadline.silent
+        wrong_server = exc is not None and failures.read_only(exc)
+        if wrong_server:
+            conn.terminate()  # its replacement may reach the new primary
         # Read the state before release: a released proxy refuses every call.
         killed = exc if exc is not None and (silent or failures.killed(exc, conn)) else None
         if exc is None and self._kept:
@@ -337,7 +340,10 @@ class Lease(PoolConnectionWrapper[Proxy]):
         await self._owner.release(self._pool, conn, store=self._store)
         if killed is None:
             return
-        lost = failures.Lost(killed, sent=True, silent=silent, started=self._started)
+        # A read-only server applied nothing: a retry is safe, whatever the work.
+        lost = failures.Lost(killed, sent=not wrong_server, silent=silent, started=self._started)
+        if self._public and wrong_server:
+            raise failures.unreachable(lost, self._owner.where) from killed
         if self._public:
             raise OutcomeUnknown(
                 f"{failures.how(lost, self._owner.where)} while it was in use; what it was "

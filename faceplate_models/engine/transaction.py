@@ -73,6 +73,10 @@ class Transaction(TransactionWrapper):
             self._deadline.stop()
 
     def _dead(self, exc: BaseException) -> bool:
+        """Whether `exc` ended the connection; a read-only server's is ended here, since its
+        replacement may reach the new primary."""
+        if failures.read_only(exc):
+            self._connection.terminate()
         return self._deadline.silent or failures.killed(exc, self._connection)
 
     async def run(self, work: Work[T], *, long: bool = False, write: bool = False) -> T:
