@@ -14,6 +14,7 @@ from benchmarks.common import POOL, next_cursor, placed, position
 from faceplate_models.config import DatabaseTarget
 from faceplate_models.store import _cursors as cursors
 from faceplate_models.store import conversations, history, messages, tasks, usage, users
+from faceplate_models.validation import MAX_PAGE_BYTES
 
 
 class Raw:
@@ -158,6 +159,7 @@ class Raw:
         direction = history.NEWEST if after is None else history.BEFORE
         if after is not None:
             args.append(after[1])
+        args.append(MAX_PAGE_BYTES)
         async with self.pool.acquire() as conn:
             rows = await conn.fetch(history.PATH_SQL[direction, False], *args)
         items = sorted((self._message(row) for row in rows), key=lambda m: m["depth"])
@@ -199,10 +201,16 @@ class Raw:
         after = position(cursor, cursors.CONVERSATIONS, user_id, None)
         async with self.pool.acquire() as conn:
             if after is None:
-                rows = await conn.fetch(conversations.CONVERSATIONS_SQL, user_id, limit + 1)
+                rows = await conn.fetch(
+                    conversations.CONVERSATIONS_SQL, user_id, limit + 1, MAX_PAGE_BYTES
+                )
             else:
                 rows = await conn.fetch(
-                    conversations.CONVERSATIONS_AFTER_SQL, user_id, limit + 1, *after
+                    conversations.CONVERSATIONS_AFTER_SQL,
+                    user_id,
+                    limit + 1,
+                    *after,
+                    MAX_PAGE_BYTES,
                 )
         return [dict(row) for row in rows[:limit]], next_cursor(
             rows, limit, cursors.CONVERSATIONS, user_id, None, "updated_at"
@@ -213,7 +221,9 @@ class Raw:
     ) -> tuple[list[dict[str, Any]], str | None]:
         assert self.pool is not None
         async with self.pool.acquire() as conn:
-            rows = await conn.fetch(tasks.tasks_sql(True, False), user_id, limit + 1, completed)
+            rows = await conn.fetch(
+                tasks.tasks_sql(True, False), user_id, limit + 1, completed, MAX_PAGE_BYTES
+            )
         return [dict(row) for row in rows[:limit]], next_cursor(
             rows, limit, cursors.TASKS, user_id, completed, "created_at"
         )

@@ -29,6 +29,10 @@ MAX_JSON_BYTES: Final = 1_000_000
 MAX_JSON_DEPTH: Final = 64
 #: Largest page a list function returns.
 MAX_PAGE: Final = 1000
+#: Most bytes of content (text, and JSON as text) a page returns: a page ends early, with
+#: its cursor, once its messages pass it (its first message is always returned), so a read
+#: of a hundred 1 MB messages does not take a hundred megabytes of the caller's memory.
+MAX_PAGE_BYTES: Final = 8_000_000
 #: Longest tool call id and tool name.
 MAX_TOOL_ID: Final = 256
 #: Most decimal digits of a JSON integer: what Python reads back (`int()` refuses more).
@@ -314,6 +318,7 @@ __all__ = [
     "MAX_JSON_BYTES",
     "MAX_JSON_DEPTH",
     "MAX_PAGE",
+    "MAX_PAGE_BYTES",
     "MAX_TEXT_CHARS",
     "MAX_TOOL_ID",
     "UNSET",

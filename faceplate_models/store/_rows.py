@@ -264,6 +264,26 @@ def builder(
     return Builder(model, columns, extra=extra, given=given)
 
 
+def within_budget(
+    select: str, *, columns: str, order: str, budget: str, keep: int = 1, first: str = ""
+) -> str:
+    """`select`'s rows (with a `size` column, in bytes) in `order`, ending once their sizes
+    pass `budget` (a parameter; the first `keep` rows are always returned), so that a page
+    of large rows costs its reader a bounded amount of memory. Each row says how many rows
+    there were before the cut (`available`: `cut` reads it); `first` adds a column that only
+    the first row carries."""
+    return f"""SELECT {columns}, available{first} FROM (
+        SELECT s.*, sum(s.size) OVER w AS running, row_number() OVER w AS place,
+            count(*) OVER () AS available
+        FROM ({select}) s WINDOW w AS (ORDER BY {order} ROWS UNBOUNDED PRECEDING)
+    ) budgeted WHERE running - size < {budget} OR place <= {keep} ORDER BY {order}"""
+
+
+def cut(rows: Sequence[asyncpg.Record]) -> bool:
+    """Whether `within_budget` left rows at the server: the page goes on after its last."""
+    return bool(rows) and rows[0]["available"] > len(rows)
+
+
 def page(
     rows: Sequence[asyncpg.Record],
     limit: int,
@@ -271,11 +291,12 @@ def page(
     cursor: Callable[[datetime, uuid.UUID], str],
     key: str,
 ) -> Page[M]:
-    """The first `limit` rows as models; a cursor at the last when a row lies beyond."""
+    """The first `limit` rows as models; a cursor at the last when a row lies beyond (or
+    was left beyond the byte budget)."""
     items = build.many(rows[:limit])
-    if len(rows) <= limit:
+    if len(rows) <= limit and not cut(rows):
         return Page(items, None)
-    last = rows[limit - 1]
+    last = rows[:limit][-1]
     return Page(items, cursor(last[key], last["id"]))
 
 
@@ -314,6 +335,7 @@ __all__ = [
     "Page",
     "builder",
     "columns",
+    "cut",
     "execute",
     "fetch",
     "fetchrow",
@@ -322,5 +344,6 @@ __all__ = [
     "now",
     "page",
     "run",
+    "within_budget",
     "write_row",
 ]

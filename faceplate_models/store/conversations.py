@@ -31,9 +31,11 @@ from faceplate_models.store._rows import (
     now,
     page,
     run,
+    within_budget,
     write_row,
 )
 from faceplate_models.validation import (
+    MAX_PAGE_BYTES,
     UNSET,
     Unset,
     as_uuid,
@@ -49,10 +51,29 @@ _COLUMNS = columns(Conversation)
 _conversations = builder(Conversation, _COLUMNS)
 
 # The listing queries are module constants so that the EXPLAIN tests check these very strings.
-CONVERSATIONS_SQL = f"""SELECT {_COLUMNS} FROM faceplate.conversations
-    WHERE user_id = $1 ORDER BY updated_at DESC, id DESC LIMIT $2"""
-CONVERSATIONS_AFTER_SQL = f"""SELECT {_COLUMNS} FROM faceplate.conversations
-    WHERE user_id = $1 AND (updated_at, id) < ($3, $4) ORDER BY updated_at DESC, id DESC LIMIT $2"""
+# A conversation's weight against a page's byte budget: its title, settings (a system prompt
+# may be long) and metadata.
+_SIZE: Final = (
+    "coalesce(octet_length(title), 0) + coalesce(octet_length(settings::text), 0)"
+    " + coalesce(octet_length(metadata::text), 0)"
+)
+_LATEST: Final = "updated_at DESC, id DESC"
+#: A user's conversations, latest activity first: $1 user, $2 limit, then the page's byte
+#: budget ($3), or the cursor ($3, $4) and the budget ($5).
+CONVERSATIONS_SQL = within_budget(
+    f"""SELECT {_COLUMNS}, {_SIZE} AS size FROM faceplate.conversations
+    WHERE user_id = $1 ORDER BY {_LATEST} LIMIT $2""",
+    columns=_COLUMNS,
+    order=_LATEST,
+    budget="$3",
+)
+CONVERSATIONS_AFTER_SQL = within_budget(
+    f"""SELECT {_COLUMNS}, {_SIZE} AS size FROM faceplate.conversations
+    WHERE user_id = $1 AND (updated_at, id) < ($3, $4) ORDER BY {_LATEST} LIMIT $2""",
+    columns=_COLUMNS,
+    order=_LATEST,
+    budget="$5",
+)
 
 
 #: What a conversation's settings may hold, and the most enabled MCP servers.
@@ -152,10 +173,12 @@ async def list_conversations(
     uid = as_uuid("user_id", user_id)
     size = page_size(limit)
     if cursor is None:
-        rows = await fetch(CONVERSATIONS_SQL, uid, size + 1, user=uid)
+        rows = await fetch(CONVERSATIONS_SQL, uid, size + 1, MAX_PAGE_BYTES, user=uid)
     else:
         position = cursors.decode("cursor", cursor, cursors.CONVERSATIONS, uid, None)
-        rows = await fetch(CONVERSATIONS_AFTER_SQL, uid, size + 1, *position, user=uid)
+        rows = await fetch(
+            CONVERSATIONS_AFTER_SQL, uid, size + 1, *position, MAX_PAGE_BYTES, user=uid
+        )
     return page(
         rows,
         size,

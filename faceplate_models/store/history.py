@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import asyncpg
+from tortoise import fields
 
 from faceplate_models.engine import Connection, current
 from faceplate_models.errors import ValidationError
@@ -27,13 +28,15 @@ from faceplate_models.store._rows import (
     Page,
     builder,
     columns,
+    cut,
     fetch,
     fetchrow,
     missing,
     run,
+    within_budget,
 )
 from faceplate_models.store.messages import COLUMNS, messages_of
-from faceplate_models.validation import as_uuid, page_size
+from faceplate_models.validation import MAX_PAGE_BYTES, as_uuid, page_size
 
 #: Most messages between an answer and the user message it responds to.
 MAX_ANSWER_LENGTH: Final = 10_000
@@ -50,6 +53,14 @@ _page_messages = builder(
     Message, PAGE_COLUMNS, extra=("sibling_count", "sibling_index"), given=_GIVEN
 )
 _m = ", ".join(f"m.{column}" for column in PAGE_COLUMNS.split(", "))
+_PAGE_OUT: Final = f"{PAGE_COLUMNS}, sibling_count, sibling_index"
+# What a message weighs against a page's byte budget: its text as stored (octet_length reads
+# a TOASTed value's header, not the value) and its JSON as text.
+_SIZE: Final = " + ".join(
+    f"coalesce(octet_length(m.{name}{'::text' if isinstance(field, fields.JSONField) else ''}), 0)"
+    for name, field in Message._meta.fields_map.items()
+    if isinstance(field, fields.TextField | fields.JSONField) and name in PAGE_COLUMNS.split(", ")
+)
 
 
 NEWEST: Final = "newest"
@@ -65,44 +76,8 @@ _BOUNDS: Final = {
 }
 
 
-def _path_sql(direction: str, *, chosen_leaf: bool) -> str:
-    """Messages of one path with depths in a range, with their siblings: $1 conversation, $2
-    user, $3 the rows wanted, then the cursor's message (`before`, `after`), then the path's
-    last message when it is not the active leaf."""
-    ctes = []
-    if direction != BEFORE:
-        chosen = f"${5 if direction == AFTER else 4}" if chosen_leaf else None
-        ctes += [
-            """owned AS (SELECT id, active_leaf_id FROM faceplate.conversations
-            WHERE id = $1 AND user_id = $2)""",
-            f"leaf AS (SELECT p.* FROM owned, LATERAL {paths.leaf('owned', '$2', chosen)} p)",
-        ]
-    if direction != NEWEST:
-        ctes.append(
-            """anchor AS (SELECT id, depth, segment_id FROM faceplate.messages
-            WHERE id = $4 AND conversation_id = $1 AND user_id = $2)"""
-        )
-    ctes.append(f"bounds(segment_id, hi, lo) AS ({_BOUNDS[direction]})")
-    return f"""WITH RECURSIVE {", ".join(ctes)}, chain(segment_id, top, first, fork) AS (
-        SELECT h.id, b.hi, h.depth, h.fork_segment_id
-        FROM bounds b JOIN faceplate.messages h ON h.id = b.segment_id AND h.user_id = $2
-      UNION ALL
-        SELECT h.id, c.first - 1, h.depth, h.fork_segment_id
-        FROM chain c JOIN faceplate.messages h ON h.id = c.fork AND h.user_id = $2
-        WHERE c.first > (SELECT lo FROM bounds)
-    ), forks AS MATERIALIZED (  -- once per segment, not once per message of the page
-        SELECT c.*, greatest(c.first, (SELECT lo FROM bounds)) AS low,
-            ARRAY(SELECT f.id FROM faceplate.messages f
-                  WHERE f.fork_segment_id = c.segment_id AND f.user_id = $2
-                    AND f.depth BETWEEN greatest(c.first, (SELECT lo FROM bounds)) + 1 AND c.top
-                  ) AS fork_ids,
-            ARRAY(SELECT f.depth FROM faceplate.messages f
-                  WHERE f.fork_segment_id = c.segment_id AND f.user_id = $2
-                    AND f.depth BETWEEN greatest(c.first, (SELECT lo FROM bounds)) + 1 AND c.top
-                  ) AS fork_depths
-        FROM chain c
-    )
-    SELECT {_m},
+# A page's rows, with their siblings and their weight against the byte budget.
+_PAGE_SELECT: Final = f"""SELECT {_m},
         CASE WHEN m.depth > c.first AND cardinality(c.fork_depths) = 0 THEN 1
              WHEN m.depth > c.first
              THEN 1 + (SELECT count(*) FROM unnest(c.fork_depths) d WHERE d = m.depth)
@@ -122,16 +97,75 @@ def _path_sql(direction: str, *, chosen_leaf: bool) -> str:
              ELSE (SELECT count(*) FROM faceplate.messages s
                    WHERE s.parent_id = m.parent_id AND s.user_id = $2 AND s.id <= m.id)
         END AS sibling_index,
-        -- The system prompt, on the page's first row only (a long prompt sent once).
-        CASE WHEN m.depth = (SELECT lo FROM bounds)
-             THEN (SELECT settings->>'system_prompt' FROM faceplate.conversations
-                   WHERE id = $1 AND user_id = $2)
-        END AS system_prompt
+        {_SIZE} AS size
     FROM forks c, LATERAL (  -- one range scan per segment (OFFSET 0: never a hash join)
         SELECT * FROM faceplate.messages
         WHERE segment_id = c.segment_id AND depth BETWEEN c.low AND c.top AND user_id = $2
         OFFSET 0
     ) m"""
+# The system prompt, on the row the page starts at only (a long prompt sent once).
+_SYSTEM_PROMPT: Final = """, CASE WHEN place = 1
+    THEN (SELECT settings->>'system_prompt' FROM faceplate.conversations
+          WHERE id = $1 AND user_id = $2)
+    END AS system_prompt"""
+
+
+def _path_sql(direction: str, *, chosen_leaf: bool) -> str:
+    """Messages of one path with depths in a range, with their siblings: $1 conversation, $2
+    user, $3 the rows wanted, then the cursor's message (`before`, `after`), then the path's
+    last message when it is not the active leaf, then the page's byte budget.
+
+    The page ends early once its messages pass the budget, counted from the end the page
+    starts at (the newest message, or the cursor's going forward): each row says how many
+    rows there were before the cut (`available`), so the caller knows a cut page continues.
+    A message is measured by its text's length as stored, without reading it (a TOASTed
+    value's header says), and its JSON's length as text; the first is always returned."""
+    ctes = []
+    if direction != BEFORE:
+        chosen = f"${5 if direction == AFTER else 4}" if chosen_leaf else None
+        ctes += [
+            """owned AS (SELECT id, active_leaf_id FROM faceplate.conversations
+            WHERE id = $1 AND user_id = $2)""",
+            f"leaf AS (SELECT p.* FROM owned, LATERAL {paths.leaf('owned', '$2', chosen)} p)",
+        ]
+    if direction != NEWEST:
+        ctes.append(
+            """anchor AS (SELECT id, depth, segment_id FROM faceplate.messages
+            WHERE id = $4 AND conversation_id = $1 AND user_id = $2)"""
+        )
+    ctes.append(f"bounds(segment_id, hi, lo) AS ({_BOUNDS[direction]})")
+    budget = f"${3 + (direction != NEWEST) + chosen_leaf + 1}"
+    start = "ASC" if direction == AFTER else "DESC"
+    keep = 2 if direction == AFTER else 1  # the cursor's message, and one more
+    return f"""WITH RECURSIVE {", ".join(ctes)}, chain(segment_id, top, first, fork) AS (
+        SELECT h.id, b.hi, h.depth, h.fork_segment_id
+        FROM bounds b JOIN faceplate.messages h ON h.id = b.segment_id AND h.user_id = $2
+      UNION ALL
+        SELECT h.id, c.first - 1, h.depth, h.fork_segment_id
+        FROM chain c JOIN faceplate.messages h ON h.id = c.fork AND h.user_id = $2
+        WHERE c.first > (SELECT lo FROM bounds)
+    ), forks AS MATERIALIZED (  -- once per segment, not once per message of the page
+        SELECT c.*, greatest(c.first, (SELECT lo FROM bounds)) AS low,
+            ARRAY(SELECT f.id FROM faceplate.messages f
+                  WHERE f.fork_segment_id = c.segment_id AND f.user_id = $2
+                    AND f.depth BETWEEN greatest(c.first, (SELECT lo FROM bounds)) + 1 AND c.top
+                  ) AS fork_ids,
+            ARRAY(SELECT f.depth FROM faceplate.messages f
+                  WHERE f.fork_segment_id = c.segment_id AND f.user_id = $2
+                    AND f.depth BETWEEN greatest(c.first, (SELECT lo FROM bounds)) + 1 AND c.top
+                  ) AS fork_depths
+        FROM chain c
+    )
+    {
+        within_budget(
+            _PAGE_SELECT,
+            columns=_PAGE_OUT,
+            order=f"depth {start}",
+            budget=budget,
+            keep=keep,
+            first=_SYSTEM_PROMPT,
+        )
+    }"""
 
 
 #: A page of a path, by direction and whether its last message was chosen (`leaf=`).
@@ -276,6 +310,7 @@ async def get_history(
         args.append(anchor)
     if end is not None and direction != BEFORE:
         args.append(end)
+    args.append(MAX_PAGE_BYTES)
     sql = PATH_SQL[direction, end is not None and direction != BEFORE]
 
     async def read(conn: Connection) -> tuple[list[asyncpg.Record], str | None]:
@@ -294,6 +329,8 @@ async def get_history(
 
     rows, system = await run(read, user=uid, read=True)
     items = sorted(_page_messages.many(rows, cid, uid), key=_depth)
+    # Rows past the byte budget were left at the server: the page continues after them.
+    budget_cut = cut(rows)
     if after is not None:
         if not items or items[0].id != anchor:
             raise ValidationError(
@@ -302,12 +339,12 @@ async def get_history(
                 "was deleted); read the history again",
             )
         items = items[1:]
-        more = len(items) > size
+        more = budget_cut or len(items) > size
         items = items[:size]
-        next_cursor = _cursor(uid, cid, items[-1]) if more else None
+        next_cursor = _cursor(uid, cid, items[-1]) if more and items else None
     else:
-        more = len(items) > size
-        items = items[-size:] if more else items
+        more = budget_cut or len(items) > size
+        items = items[-size:]
         next_cursor = _cursor(uid, cid, items[0]) if more else None
     if not items:
         return HistoryPage(items, next_cursor, system, lambda: after)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Final
 
 from faceplate_models.models import TASK_TITLE_MAX, Task
 from faceplate_models.store import _cursors as cursors
@@ -17,9 +18,11 @@ from faceplate_models.store._rows import (
     missing,
     now,
     page,
+    within_budget,
     write_row,
 )
 from faceplate_models.validation import (
+    MAX_PAGE_BYTES,
     MAX_TEXT_CHARS,
     UNSET,
     Unset,
@@ -35,8 +38,13 @@ _COLUMNS = columns(Task)
 _tasks = builder(Task, _COLUMNS)
 
 
+# A task's weight against a page's byte budget: its texts' lengths as stored.
+_SIZE: Final = "octet_length(title) + coalesce(octet_length(description), 0)"
+
+
 def tasks_sql(by_state: bool, after: bool) -> str:
-    """The task listing: $1 user, $2 limit, then the state and the cursor when given.
+    """The task listing: $1 user, $2 limit, then the state and the cursor when given, then
+    the page's byte budget (`within_budget`).
 
     Four spellings of one query, so that each matches an index exactly: a generic
     "($3 IS NULL OR completed = $3)" would hide the state from the planner.
@@ -47,10 +55,12 @@ def tasks_sql(by_state: bool, after: bool) -> str:
     if after:
         first = 4 if by_state else 3
         where.append(f"(created_at, id) > (${first}, ${first + 1})")
-    return (
-        f"SELECT {_COLUMNS} FROM faceplate.tasks WHERE {' AND '.join(where)} "
-        "ORDER BY created_at, id LIMIT $2"
+    select = (
+        f"SELECT {_COLUMNS}, {_SIZE} AS size FROM faceplate.tasks "
+        f"WHERE {' AND '.join(where)} ORDER BY created_at, id LIMIT $2"
     )
+    budget = f"${3 + by_state + 2 * after}"
+    return within_budget(select, columns=_COLUMNS, order="created_at, id", budget=budget)
 
 
 async def add_task(
@@ -113,6 +123,7 @@ async def list_tasks(
         args.append(state)
     if cursor is not None:
         args.extend(cursors.decode("cursor", cursor, cursors.TASKS, uid, state))
+    args.append(MAX_PAGE_BYTES)
     rows = await fetch(tasks_sql(state is not None, cursor is not None), *args, user=uid)
     return page(
         rows,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -18,6 +19,7 @@ from faceplate_models import store
 from faceplate_models.errors import Conflict, NotFound, ValidationError
 from faceplate_models.store import _rows as rows
 from faceplate_models.store import conversations, history, messages, tasks, usage
+from faceplate_models.validation import MAX_PAGE_BYTES
 
 pytestmark = pytest.mark.usefixtures("faceplate_db")
 
@@ -136,6 +138,40 @@ async def test_conversations_are_listed_by_latest_activity() -> None:
     assert [c.title for c in page.items] == ["c1", "c4", "c3"]
     rest = await fm.list_conversations(user_id=ada.id, limit=3, cursor=page.next_cursor)
     assert [c.title for c in rest.items] == ["c2", "c0"] and rest.next_cursor is None
+
+
+async def test_listings_end_at_their_byte_budget_and_go_on() -> None:
+    """Tasks with a million-character description, conversations with a long system prompt:
+    a page stops once it passes MAX_PAGE_BYTES, and its cursor reaches every row once."""
+    ada = await user(1)
+    for i in range(20):
+        await fm.add_task(user_id=ada.id, title=f"t{i:02d}", description="d" * 1_000_000)
+        await fm.create_conversation(
+            user_id=ada.id, title=f"c{i:02d}", settings={"system_prompt": "p" * 100_000}
+        )
+    seen: list[str] = []
+    cursor = None
+    pages = 0
+    while True:
+        tasks_page = await fm.list_tasks(user_id=ada.id, limit=20, cursor=cursor)
+        pages += 1
+        seen += [t.title for t in tasks_page.items]
+        assert sum(len(t.description or "") for t in tasks_page.items) <= MAX_PAGE_BYTES + 1e6
+        if (cursor := tasks_page.next_cursor) is None:
+            break
+    assert seen == [f"t{i:02d}" for i in range(20)] and pages == 3
+    big = [
+        await fm.create_conversation(
+            user_id=ada.id, settings={"system_prompt": "p" * 100_000}, metadata={"m": "x" * 900}
+        )
+        for _ in range(80)
+    ]
+    first = await fm.list_conversations(user_id=ada.id, limit=100)
+    assert 70 < len(first.items) < 100 and first.next_cursor is not None
+    rest = await fm.list_conversations(user_id=ada.id, limit=100, cursor=first.next_cursor)
+    listed = [c.id for c in first.items + rest.items]
+    assert len(listed) == len(set(listed)) == 100 and rest.next_cursor is None
+    assert {c.id for c in big} <= set(listed)
 
 
 async def test_rename_and_delete_conversation() -> None:
@@ -624,19 +660,22 @@ async def test_hot_queries_use_their_indexes() -> None:
     appended = (cid, ada.id, start, [some_id], None, *one, *[[]] * 7, 0)
     priced = (*appended[:17], ['{"output_tokens": 9}'], *appended[18:])
     money = (None, [uuid7()], ["openai"], ["model-7"], [uuid7()])
+    budget = MAX_PAGE_BYTES
     plans = {
         "append": await explain(messages.APPEND_SQL[False], *appended),
         "append, priced": await explain(messages.APPEND_SQL[True], *priced, *money),
-        "history": await explain(history.PATH_SQL["newest", False], cid, ada.id, 101),
+        "history": await explain(history.PATH_SQL["newest", False], cid, ada.id, 101, budget),
         "history to a leaf": await explain(
-            history.PATH_SQL["newest", True], cid, ada.id, 101, line[-1].id
+            history.PATH_SQL["newest", True], cid, ada.id, 101, line[-1].id, budget
         ),
         "history before": await explain(
-            history.PATH_SQL["before", False], cid, ada.id, 101, middle
+            history.PATH_SQL["before", False], cid, ada.id, 101, middle, budget
         ),
-        "history after": await explain(history.PATH_SQL["after", False], cid, ada.id, 101, middle),
+        "history after": await explain(
+            history.PATH_SQL["after", False], cid, ada.id, 101, middle, budget
+        ),
         "history after, to a leaf": await explain(
-            history.PATH_SQL["after", True], cid, ada.id, 101, middle, line[-1].id
+            history.PATH_SQL["after", True], cid, ada.id, 101, middle, line[-1].id, budget
         ),
         "append's lock": await explain(
             messages.LOCK_CONVERSATION_SQL["leaf"], cid, ada.id, some_id, None
@@ -663,19 +702,20 @@ async def test_hot_queries_use_their_indexes() -> None:
         "reserve": await explain(
             usage.RESERVE_SQL, ada.id, some_id, 10, start, start, start.date(), month_ago
         ),
-        "conversations": await explain(conversations.CONVERSATIONS_SQL, ada.id, 51),
+        "conversations": await explain(conversations.CONVERSATIONS_SQL, ada.id, 51, budget),
         "conversations after": await explain(
             conversations.CONVERSATIONS_AFTER_SQL,
             ada.id,
             51,
             start + timedelta(seconds=500),
             some_id,
+            budget,
         ),
-        "tasks": await explain(tasks.tasks_sql(False, False), ada.id, 51),
-        "tasks by state": await explain(tasks.tasks_sql(True, False), ada.id, 51, False),
-        "done tasks": await explain(tasks.tasks_sql(True, False), ada.id, 51, True),
+        "tasks": await explain(tasks.tasks_sql(False, False), ada.id, 51, budget),
+        "tasks by state": await explain(tasks.tasks_sql(True, False), ada.id, 51, False, budget),
+        "done tasks": await explain(tasks.tasks_sql(True, False), ada.id, 51, True, budget),
         "tasks by state after": await explain(
-            tasks.tasks_sql(True, True), ada.id, 51, False, at_time, some_id
+            tasks.tasks_sql(True, True), ada.id, 51, False, at_time, some_id, budget
         ),
     }
     # Filtered by state, the planner may walk either tasks index: open tasks are two thirds
@@ -715,7 +755,13 @@ async def test_hot_queries_use_their_indexes() -> None:
     }
     for name, plan in plans.items():
         assert '"Seq Scan"' not in plan, (name, plan)
-        assert '"Sort"' not in plan, (name, plan)
+        # The one sort allowed: a history page's own rows (at most limit + 1) by depth, for
+        # the running sum of its byte budget.
+        budget_sorts = len(re.findall(r'"Sort Key": \["messages\.depth( DESC)?"\]', plan))
+        assert plan.count('"Sort"') == (budget_sorts if name.startswith("history") else 0), (
+            name,
+            plan,
+        )
         assert any(index in plan for index in expected_index[name]), (name, plan)
 
 

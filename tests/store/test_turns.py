@@ -4,10 +4,12 @@ unit, tool calls paired with their results, cursors bound to what they page."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import subprocess
 import sys
+import tracemalloc
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -21,6 +23,7 @@ import faceplate_models as fm
 from faceplate_models.config import DatabaseTarget
 from faceplate_models.errors import Conflict, NotFound, ValidationError
 from faceplate_models.store import _cursors as cursors
+from faceplate_models.validation import MAX_PAGE_BYTES
 
 pytestmark = pytest.mark.usefixtures("faceplate_db")
 
@@ -388,6 +391,46 @@ async def test_paging_forward_catches_up_after_a_reconnect() -> None:
     assert [m.content for m in rest.items] == ["new 3", "new 4"] and rest.next_cursor is None
     with pytest.raises(ValidationError, match="one way"):
         await fm.get_history(**at, after=page.after_cursor, before=page.after_cursor)
+
+
+async def test_a_page_ends_at_its_byte_budget_and_its_cursor_goes_on() -> None:
+    """A hundred messages of a million characters: a page of 100 stops once it passes
+    MAX_PAGE_BYTES (the caller's memory grows by a few pages' worth, not a hundred
+    megabytes), and its cursors, both ways, reach every message exactly once."""
+    user, conversation = await chat()
+    at: dict[str, Any] = {"user_id": user.id, "conversation_id": conversation.id}
+    for i in range(100):
+        await fm.append_message(**at, role="user", content=f"{i:03d}" + "x" * 999_997)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        page = await fm.get_history(**at, limit=100)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    sizes = sum(len(m.content or "") for m in page.items)
+    print(
+        f"\na page of 100 asked: {len(page.items)} messages, {sizes / 1e6:.0f} MB of text, "
+        f"the process's allocations peaked at {peak / 1e6:.0f} MB"
+    )
+    assert 1 <= len(page.items) < 100 and sizes <= MAX_PAGE_BYTES + 1_000_000
+    assert peak < 50_000_000
+    seen = [(m.content or "")[:3] for m in page.items]
+    cursor, oldest = page.next_cursor, page
+    while cursor is not None:
+        oldest = await fm.get_history(**at, limit=100, before=cursor)
+        seen = [(m.content or "")[:3] for m in oldest.items] + seen
+        cursor = oldest.next_cursor
+    assert seen == [f"{i:03d}" for i in range(100)]
+    # Forward, from the first message: the same, in the same order.
+    start = oldest.items[0]
+    forward = [(start.content or "")[:3]]
+    cursor = cursors.encode(cursors.HISTORY, user.id, conversation.id, start.created_at, start.id)
+    while cursor is not None:
+        ahead = await fm.get_history(**at, limit=100, after=cursor)
+        forward += [(m.content or "")[:3] for m in ahead.items]
+        cursor = ahead.next_cursor
+    assert forward == seen
 
 
 async def test_appends_racing_on_one_conversation_never_hide_from_forward_paging() -> None:
