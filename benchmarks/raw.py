@@ -13,7 +13,7 @@ from uuid6 import uuid7
 from benchmarks.common import POOL, next_cursor, placed, position
 from faceplate_models.config import DatabaseTarget
 from faceplate_models.store import _cursors as cursors
-from faceplate_models.store import conversations, history, messages, tasks, usage, users
+from faceplate_models.store import _rows, conversations, history, messages, tasks, usage, users
 from faceplate_models.validation import MAX_PAGE_BYTES
 
 
@@ -243,7 +243,7 @@ class Raw:
         at = datetime.now(UTC)
         today = at.date()
         async with self.pool.acquire() as conn, conn.transaction():
-            await conn.fetch(usage.LOCK_BUDGETS_SQL, user_id)
+            await conn.fetch(_rows.LOCK_USER_SQL, user_id)
             rows = await conn.fetch(
                 usage.RESERVE_SQL, user_id, uuid7(), estimate, at, at + timedelta(seconds=ttl),
                 today, today.replace(day=1),

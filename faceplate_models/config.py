@@ -15,7 +15,7 @@ import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 from faceplate_models.errors import ConfigError
@@ -44,6 +44,33 @@ DEFAULT_REPLICA_MAX_LAG = 5.0
 DEFAULT_REPLICA_WAIT = 0.5
 DEFAULT_DATA_DIR = ".faceplate"
 DEFAULT_TEST_DATABASE_PREFIX = "faceplate_test"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How much one user may keep: generous enough that no person reaches them, tight
+    enough that a runaway client or a hostile tenant cannot fill the database."""
+
+    conversations: int = 100_000
+    tasks: int = 100_000
+    mcp_configs: int = 200
+    messages_per_conversation: int = 100_000
+
+    #: The variable of each limit.
+    VARIABLES: ClassVar[dict[str, str]] = {
+        "conversations": "FACEPLATE_MAX_CONVERSATIONS",
+        "tasks": "FACEPLATE_MAX_TASKS",
+        "mcp_configs": "FACEPLATE_MAX_MCP_CONFIGS",
+        "messages_per_conversation": "FACEPLATE_MAX_MESSAGES_PER_CONVERSATION",
+    }
+
+    def __post_init__(self) -> None:
+        for name, variable in self.VARIABLES.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{variable} must be a whole number of 1 or more, not {value}")
+
+
 # A test database is named PREFIX_ and 12 hex digits: within PostgreSQL's 63 bytes, and a
 # plain identifier that needs no quoting anywhere.
 _TEST_DATABASE_PREFIX = re.compile(r"[a-z_][a-z0-9_]{0,49}")
@@ -175,6 +202,7 @@ class Settings:
     data_dir: Path = Path(DEFAULT_DATA_DIR)
     test_database_url: str | None = field(default=None, repr=False)
     test_database_prefix: str = DEFAULT_TEST_DATABASE_PREFIX
+    limits: Limits = field(default_factory=Limits)
     #: FACEPLATE_SECRET_KEYS, parsed: (id, 32-byte key) pairs, the first sealing.
     secret_keys: tuple[tuple[str, bytes], ...] = field(default=(), repr=False)
 
@@ -263,6 +291,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             env, "FACEPLATE_DB_POOL_PER_CONVERSATION", DEFAULT_POOL_PER_CONVERSATION, int
         ),
         pool_per_user=_number(env, "FACEPLATE_DB_POOL_PER_USER", DEFAULT_POOL_PER_USER, int),
+        limits=Limits(
+            **{
+                name: _number(env, variable, getattr(Limits, name), int)
+                for name, variable in Limits.VARIABLES.items()
+            }
+        ),
         connect_timeout=seconds("FACEPLATE_DB_CONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT),
         statement_timeout=seconds("FACEPLATE_DB_STATEMENT_TIMEOUT", DEFAULT_STATEMENT_TIMEOUT),
         lock_timeout=seconds("FACEPLATE_DB_LOCK_TIMEOUT", DEFAULT_LOCK_TIMEOUT),

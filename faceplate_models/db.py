@@ -34,6 +34,7 @@ from faceplate_models.config import (
 from faceplate_models.engine import FaceplateClient, PoolStats, current, describe_connect_error
 from faceplate_models.engine.options import connection
 from faceplate_models.errors import ConfigError, DatabaseUnavailable, FaceplateError
+from faceplate_models.store import _quotas as quotas
 
 log = logging.getLogger(__name__)
 
@@ -165,6 +166,7 @@ async def init_db(
     )
     config = tortoise_config(target, settings, replicas=replica_targets, app_models=models)
     embedded = url is None and settings.database_url is None
+    quotas.use(settings.limits)
     secrets.use(
         secrets.KeyRing(settings.secret_keys)
         if settings.secret_keys

@@ -103,6 +103,10 @@ class BudgetExceeded(FaceplateError):
     """A reservation would take the user past a budget's limit for its period."""
 
 
+class QuotaExceeded(FaceplateError):
+    """The write would take the user past a limit of the deployment (FACEPLATE_MAX_...)."""
+
+
 __all__ = [
     "BudgetExceeded",
     "ConfigError",
@@ -118,6 +122,7 @@ __all__ = [
     "OutcomeUnknown",
     "PoolTimeout",
     "QueryCanceled",
+    "QuotaExceeded",
     "SecretError",
     "SerializationFailure",
     "StatementTimeout",

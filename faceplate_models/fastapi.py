@@ -40,6 +40,7 @@ from faceplate_models.errors import (
     NotFound,
     OutcomeUnknown,
     QueryCanceled,
+    QuotaExceeded,
     SecretError,
     SerializationFailure,
     ValidationError,
@@ -74,6 +75,7 @@ RESPONSES: Final[dict[type[FaceplateError], Response]] = {
     NotFound: Response(404),
     Conflict: Response(409),
     BudgetExceeded: Response(402),
+    QuotaExceeded: Response(429),
     ValidationError: Response(422),
     DatabaseUnavailable: _UNAVAILABLE,
     OutcomeUnknown: Response(

@@ -101,6 +101,9 @@ class Conversation(Model):
         null=True, description="model, provider, system_prompt, mcp_servers"
     )
     metadata: Any = fields.JSONField(null=True, description="the application's own")
+    message_count = fields.IntField(
+        null=True, description="messages stored, kept by the store; none: not counted yet"
+    )
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
 

@@ -23,6 +23,7 @@ EXPECTED: dict[str, tuple[int, str | None]] = {
     "NotFound": (404, None),
     "ValidationError": (422, None),
     "BudgetExceeded": (402, None),
+    "QuotaExceeded": (429, None),
     "Conflict": (409, None),
     "DatabaseUnavailable": (503, "5"),
     "PoolTimeout": (503, "5"),

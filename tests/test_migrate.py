@@ -228,6 +228,7 @@ async def test_later_migration_keeps_existing_rows_and_downgrades(
         "open_calls",
         "settings",
         "metadata",
+        "message_count",
     ]
 
     nothing = faceplate_db_cli("downgrade", current, "--yes", url=url)

@@ -85,6 +85,7 @@ async def test_every_table_lives_in_the_faceplate_schema_and_none_in_public() ->
                 "open_calls": ("integer", False),
                 "settings": (JSONB, True),
                 "metadata": (JSONB, True),
+                "message_count": ("integer", True),
                 "created_at": (TSTZ, False),
                 "updated_at": (TSTZ, False),
             },

@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Final, Generic, TypeVar
 
 import asyncpg
 from tortoise import fields
@@ -27,6 +27,7 @@ from tortoise.timezone import get_default_timezone
 from faceplate_models import replicas
 from faceplate_models.engine import Connection, FaceplateClient, current
 from faceplate_models.errors import Conflict, NotFound
+from faceplate_models.store import _quotas as quotas
 
 M = TypeVar("M", bound=Model)
 T = TypeVar("T")
@@ -300,39 +301,82 @@ def page(
     return Page(items, cursor(last[key], last["id"]))
 
 
+#: The user's row, locked against the writes that must see every row the user has: budget
+#: reservations, and creates that count the user's rows against a limit.
+LOCK_USER_SQL: Final = "SELECT id FROM faceplate.users WHERE id = $1 FOR NO KEY UPDATE"
+
+
+async def lock_user(conn: Connection, uid: uuid.UUID) -> bool:
+    """Lock the user's row, within the lock wait; whether the user exists. What the
+    transaction reads next, in statements of its own, sees every row the user has."""
+    client = current()
+    try:
+        return await conn.fetchval(LOCK_USER_SQL, uid, timeout=client.lock_wait) is not None
+    except TimeoutError:  # asyncpg has asked the server to cancel the wait
+        raise client.waited_too_long() from None
+
+
+def below_limit(table: str, limit: str) -> str:
+    """SQL: the user ($1) has fewer than `limit` (a parameter) rows in `table`, counted no
+    further than the limit, so a check costs what the limit allows and no more."""
+    return (
+        f"(SELECT count(*) FROM (SELECT 1 FROM faceplate.{table} WHERE user_id = $1 "
+        f"LIMIT {limit}) AS kept) < {limit}"
+    )
+
+
 async def insert_owned(
-    table: str, columns: str, sql: str, uid: uuid.UUID, row_id: uuid.UUID, *args: object
+    table: str,
+    columns: str,
+    sql: str,
+    uid: uuid.UUID,
+    row_id: uuid.UUID,
+    *args: object,
+    limit: str | None = None,
 ) -> asyncpg.Record:
     """Run `sql`, an INSERT ... RETURNING of row `row_id` owned by `uid` ($1 and $2).
 
     A missing user is NotFound. An insert that skips an existing key (ON CONFLICT (id) DO
     NOTHING) is a retry (of this call's, or of the caller's with the same key) whose first
     attempt landed: the row is read back, not written twice. A key another user's row has,
-    or a row of another kind, is a Conflict.
+    or a row of another kind, is a Conflict. With `limit` (a field of `Limits`), `sql`
+    takes the limit as its last parameter and inserts nothing at it (`below_limit`); it
+    runs after the user's row is locked, so that concurrent creates count each other, and
+    a refused insert is `QuotaExceeded`.
     """
+    client = current()
+    cap = () if limit is None else (getattr(quotas.limits(), limit),)
 
     async def insert(conn: Connection) -> asyncpg.Record:
         try:
-            row = await conn.fetchrow(sql, uid, row_id, *args)
+            row = await conn.fetchrow(sql, uid, row_id, *args, *cap)
         except asyncpg.ForeignKeyViolationError:
             raise missing("user", uid) from None
         if row is None:
             row = await conn.fetchrow(
-                f"SELECT {columns} FROM faceplate.{table} WHERE id = $1 AND user_id = $2",
-                row_id,
-                uid,
+                f"SELECT {columns} FROM faceplate.{table} WHERE id = $1", row_id
             )
-        if row is None:
+            if row is None and limit is not None:
+                raise quotas.exceeded(limit, f"user {uid}")
+        if row is None or row["user_id"] != uid:
             raise Conflict(f"the key {row_id} is taken by another row: make a new uuid7")
         return row
 
-    return await run(insert, user=uid)
+    async def counted(conn: Connection) -> asyncpg.Record:
+        async with client.atomic(conn):
+            if not await lock_user(conn, uid):
+                raise missing("user", uid)
+            return await insert(conn)
+
+    return await run(insert if limit is None else counted, user=uid)
 
 
 __all__ = [
+    "LOCK_USER_SQL",
     "Builder",
     "HistoryPage",
     "Page",
+    "below_limit",
     "builder",
     "columns",
     "cut",
@@ -340,6 +384,7 @@ __all__ = [
     "fetch",
     "fetchrow",
     "insert_owned",
+    "lock_user",
     "missing",
     "now",
     "page",

@@ -21,6 +21,7 @@ from faceplate_models.models import (
 from faceplate_models.store import _cursors as cursors
 from faceplate_models.store._rows import (
     Page,
+    below_limit,
     builder,
     columns,
     execute,
@@ -133,14 +134,16 @@ async def create_conversation(
         "conversations",
         _COLUMNS,
         f"""INSERT INTO faceplate.conversations ({_COLUMNS})
-            VALUES ($2, $1, $3, NULL, 0, $4, $5, $6, $6) ON CONFLICT (id) DO NOTHING
-            RETURNING {_COLUMNS}""",
+            SELECT $2, $1, $3, NULL, 0, $4::jsonb, $5::jsonb, 0, $6::timestamptz, $6
+            WHERE {below_limit("conversations", "$7")}
+            ON CONFLICT (id) DO NOTHING RETURNING {_COLUMNS}""",
         uid,
         key,
         name,
         _settings(settings),
         shape.metadata("metadata", metadata),
         now(),
+        limit="conversations",
     )
     return _conversations(row)
 

@@ -453,6 +453,8 @@ async def delete_branch(
             leaf = await conn.fetchval(_LEAF_SQL, cid, uid)
             inside = await conn.fetchval(_INSIDE_SQL, cid, uid, mid, leaf)
             status = await conn.execute(DELETE_BRANCH_SQL, cid, uid, mid)
+            deleted = int(status.split()[-1])
+            await conn.execute(_UNCOUNT_SQL, cid, uid, deleted)
             if inside:
                 parent = target["parent_id"]
                 tips = await conn.fetch(TIPS_SQL, cid, uid, parent) if parent else []
@@ -461,7 +463,7 @@ async def delete_branch(
                 await conn.execute(SET_LEAF_SQL, cid, uid, new_leaf, _open_count(opens))
             elif leaf is not None:  # the newest message may have gone: say which is the leaf
                 await conn.execute(_KEEP_LEAF_SQL, cid, uid, leaf)
-            return int(status.split()[-1])
+            return deleted
 
     return await run(delete, user=uid, long=True, conversation=cid)
 
@@ -472,6 +474,9 @@ _INSIDE_SQL: Final = f"""WITH RECURSIVE {paths.subtree("$3", "$1", "$2")}
                    ON l.id = $4::uuid AND l.segment_id = subtree.segment_id
                   AND l.depth >= subtree.from_depth)"""
 _KEEP_LEAF_SQL: Final = """UPDATE faceplate.conversations SET active_leaf_id = $3
+    WHERE id = $1 AND user_id = $2"""
+# A count not taken yet stays NULL: the next append counts what is left.
+_UNCOUNT_SQL: Final = """UPDATE faceplate.conversations SET message_count = message_count - $3
     WHERE id = $1 AND user_id = $2"""
 
 

@@ -22,6 +22,7 @@ from faceplate_models import secrets as sealed
 from faceplate_models.errors import ValidationError
 from faceplate_models.models import MCP_NAME_MAX, MCPConfig
 from faceplate_models.store._rows import (
+    below_limit,
     builder,
     columns,
     execute,
@@ -53,8 +54,12 @@ MAX_IMPORTED_SERVERS: Final = 100
 _COLUMNS = columns(MCPConfig)
 _mcp_configs = builder(MCPConfig, _COLUMNS)
 # $7 is the secrets' names (JSON) when secrets were given, NULL to keep the stored ones.
+# $10 is the limit of configs: a new name is stored only below it, a known one always.
 SAVE_SQL = f"""INSERT INTO faceplate.mcp_configs ({_COLUMNS})
-    VALUES ($2, $1, $3, $4::jsonb, $5, COALESCE($7::jsonb, '[]'), $8, $9, $6, $6)
+    SELECT $2, $1, $3::varchar, $4::jsonb, $5, COALESCE($7::jsonb, '[]'), $8, $9,
+        $6::timestamptz, $6
+    WHERE {below_limit("mcp_configs", "$10")} OR EXISTS (
+        SELECT 1 FROM faceplate.mcp_configs WHERE user_id = $1 AND name = $3::varchar)
     ON CONFLICT (user_id, name) DO UPDATE SET config = EXCLUDED.config,
         enabled = EXCLUDED.enabled, updated_at = EXCLUDED.updated_at,
         secret_names = CASE WHEN $7::jsonb IS NULL THEN mcp_configs.secret_names
@@ -92,7 +97,19 @@ async def save_mcp_config(
         else:
             names = "[]"
     row = await insert_owned(
-        "mcp_configs", _COLUMNS, SAVE_SQL, uid, uuid7(), label, body, on, now(), names, key_id, box
+        "mcp_configs",
+        _COLUMNS,
+        SAVE_SQL,
+        uid,
+        uuid7(),
+        label,
+        body,
+        on,
+        now(),
+        names,
+        key_id,
+        box,
+        limit="mcp_configs",
     )
     return _mcp_configs(row)
 

@@ -31,6 +31,7 @@ from faceplate_models.errors import Conflict, MigrationError, ValidationError
 from faceplate_models.formats.shape import KEYS, Draft, drafts
 from faceplate_models.models import Message, Role
 from faceplate_models.store import _paths as paths
+from faceplate_models.store import _quotas as quotas
 from faceplate_models.store._rows import builder, columns, fetchrow, missing, now, run
 from faceplate_models.validation import as_uuid, new_key
 
@@ -52,10 +53,10 @@ def _parent_sql(place: str, *, lock: bool) -> str:
         "segment_id, NULL::jsonb AS open_calls) p ON true",
     }[place]
     return f"""WITH owned AS (
-        SELECT id, updated_at, active_leaf_id, xmin FROM faceplate.conversations
+        SELECT id, updated_at, active_leaf_id, message_count, xmin FROM faceplate.conversations
         WHERE id = $1 AND user_id = $2{" FOR NO KEY UPDATE" if lock else ""}
     )
-    SELECT owned.updated_at, p.id, p.depth, p.segment_id, p.open_calls,
+    SELECT owned.updated_at, owned.message_count, p.id, p.depth, p.segment_id, p.open_calls,
         owned.xmin::text <> (SELECT xmin::text FROM faceplate.conversations WHERE id = $1)
             AS stale,
         EXISTS (SELECT 1 FROM faceplate.messages n WHERE n.segment_id = p.segment_id
@@ -157,7 +158,9 @@ def _append_sql(money: bool) -> str:
           AND t.result_message_id IS NULL AND EXISTS (SELECT 1 FROM new_messages)
     ), touched AS (
         UPDATE faceplate.conversations
-        SET updated_at = $3, active_leaf_id = $4[cardinality($4)], open_calls = $28
+        SET updated_at = $3, active_leaf_id = $4[cardinality($4)], open_calls = $28,
+            message_count = COALESCE(message_count, (SELECT count(*) FROM faceplate.messages
+                WHERE conversation_id = $1 AND user_id = $2)) + cardinality($4)
         WHERE id = $1 AND user_id = $2 AND EXISTS (SELECT 1 FROM new_messages){settles}
     )
     SELECT {COLUMNS} FROM new_messages"""
@@ -168,6 +171,8 @@ APPEND_SQL: Final = {money: _append_sql(money) for money in (False, True)}
 STORED_SQL: Final = f"""SELECT {COLUMNS} FROM faceplate.messages
     WHERE conversation_id = $1 AND user_id = $2 AND (id = ANY($3::uuid[]) OR turn_id = $4)
     ORDER BY created_at, id"""
+_COUNT_SQL: Final = """SELECT count(*) FROM faceplate.messages
+    WHERE conversation_id = $1 AND user_id = $2"""
 _EDITED_SQL: Final = """SELECT role, parent_id FROM faceplate.messages
     WHERE id = $1 AND conversation_id = $2 AND user_id = $3"""
 
@@ -326,6 +331,11 @@ async def _append(
                         "request needs a new id (get_turn reads a stored turn)"
                     )
                 return stored
+            count = row["message_count"]
+            if count is None:  # not counted yet (a conversation of the previous release)
+                count = await conn.fetchval(_COUNT_SQL, cid, uid)
+            if count + len(drafts) > quotas.limits().messages_per_conversation:
+                raise quotas.exceeded("messages_per_conversation", f"conversation {cid}")
             plan = _plan(drafts, _placed(row, after))
             # After the previous activity, one microsecond apart, the last one now.
             last = max(at, row["updated_at"] + timedelta(microseconds=len(drafts)))

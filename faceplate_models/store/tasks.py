@@ -9,6 +9,7 @@ from faceplate_models.models import TASK_TITLE_MAX, Task
 from faceplate_models.store import _cursors as cursors
 from faceplate_models.store._rows import (
     Page,
+    below_limit,
     builder,
     columns,
     execute,
@@ -81,13 +82,15 @@ async def add_task(
         "tasks",
         _COLUMNS,
         f"""INSERT INTO faceplate.tasks ({_COLUMNS})
-            VALUES ($2, $1, $3, $4, false, $5, $5) ON CONFLICT (id) DO NOTHING
-            RETURNING {_COLUMNS}""",
+            SELECT $2, $1, $3, $4, false, $5::timestamptz, $5
+            WHERE {below_limit("tasks", "$6")}
+            ON CONFLICT (id) DO NOTHING RETURNING {_COLUMNS}""",
         uid,
         key,
         name,
         text,
         now(),
+        limit="tasks",
     )
     return _tasks(row)
 

@@ -37,7 +37,7 @@ from faceplate_models.models import (
     ModelPrice,
     UsageTotals,
 )
-from faceplate_models.store._rows import builder, columns, fetch, missing, now, run
+from faceplate_models.store._rows import builder, columns, fetch, lock_user, missing, now, run
 from faceplate_models.validation import as_uuid, required_text
 
 #: Largest price per million tokens, and largest budget: a trillion micro-units.
@@ -83,7 +83,6 @@ _DROP_BUDGET_SQL: Final = "DELETE FROM faceplate.budgets WHERE user_id = $1 AND 
 #: check reads after it, in a statement of its own (a statement that waited for a row lock
 #: reads a snapshot older than the wait). No key update: inserts that refer to the user
 #: (their foreign keys take a key share) do not wait for it.
-LOCK_BUDGETS_SQL: Final = "SELECT id FROM faceplate.users WHERE id = $1 FOR NO KEY UPDATE"
 _NO_HOLD: Final = ", ".join(
     f"NULL::{kind}" for kind in ("uuid", "uuid", "bigint", "timestamptz", "timestamptz")
 )
@@ -263,10 +262,7 @@ async def reserve(*, user_id: uuid.UUID | str, estimate: int, ttl: float = 600) 
     async def take(conn: Connection) -> list[asyncpg.Record]:
         at = now()
         async with client.atomic(conn):
-            try:
-                await conn.fetch(LOCK_BUDGETS_SQL, uid, timeout=client.lock_wait)
-            except TimeoutError:  # asyncpg has asked the server to cancel the wait
-                raise client.waited_too_long() from None
+            await lock_user(conn, uid)  # a missing user fails the insert below
             rows: list[asyncpg.Record] = await conn.fetch(
                 RESERVE_SQL, uid, hold_id, amount, at, at + timedelta(seconds=ttl),
                 *_periods_at(at),
@@ -300,7 +296,6 @@ async def release(*, user_id: uuid.UUID | str, hold: Hold | uuid.UUID | str) -> 
 
 __all__ = [
     "GROUPINGS",
-    "LOCK_BUDGETS_SQL",
     "MAX_MONEY",
     "PERIODS",
     "RESERVE_SQL",

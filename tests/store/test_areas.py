@@ -698,7 +698,7 @@ async def test_hot_queries_use_their_indexes() -> None:
             )
             for by in usage.GROUPINGS
         },
-        "reserve's lock": await explain(usage.LOCK_BUDGETS_SQL, ada.id),
+        "reserve's lock": await explain(rows.LOCK_USER_SQL, ada.id),
         "reserve": await explain(
             usage.RESERVE_SQL, ada.id, some_id, 10, start, start, start.date(), month_ago
         ),
