@@ -78,6 +78,7 @@ from faceplate_models.validation import (
     MAX_JSON_BYTES,
     MAX_JSON_DEPTH,
     MAX_PAGE,
+    MAX_PAGE_BYTES,
     MAX_TEXT_CHARS,
     UNSET,
 )
@@ -88,6 +89,7 @@ __all__ = [
     "MAX_JSON_DEPTH",
     "MAX_METADATA_BYTES",
     "MAX_PAGE",
+    "MAX_PAGE_BYTES",
     "MAX_TEXT_CHARS",
     "MAX_TURN_MESSAGES",
     "MAX_TURN_SIZE",
