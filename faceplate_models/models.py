@@ -440,6 +440,9 @@ class MCPConfig(Model):
     secret_names: Any = fields.JSONField(default=list, description="names of the secrets")
     secret_key_id = fields.CharField(max_length=32, null=True, description="key of the box")
     secret_box = fields.BinaryField(null=True, description="AES-256-GCM: nonce, ciphertext, tag")
+    secret_version = fields.BigIntField(
+        default=0, description="the box's version, sealed into it; 0: sealed before versions"
+    )
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
 

@@ -3,8 +3,12 @@
 An MCP config's secret values (env values, header values, tokens) are stored only as one
 AES-256-GCM box per config: a fresh 96-bit nonce per write, the ciphertext and its tag,
 with the id of the key that sealed it beside it. The associated data is the row's identity
-(the user, the config's name, the secrets' names), so a box copied into another row, or
-another user's, fails to open. Listings show the names only.
+(the user, the config's name, the secrets' names) and the box's version, which goes up
+with every box a row is given, so a box copied into another row, or another user's, fails
+to open, and so does a row's earlier box written back over a later one (the database
+refuses a box whose version does not go up; an earlier box with its earlier version does
+not open under the row's later one). Boxes sealed before versions (0) open as they were
+sealed; rotation gives them a version. Listings show the names only.
 
 Keys come from FACEPLATE_SECRET_KEYS (`id:base64-of-32-bytes`, comma-separated): the first
 seals, all open. With the embedded development server and no keys, a development key is
@@ -38,6 +42,7 @@ NONCE_BYTES: Final = 12
 _TAG_BYTES: Final = 16
 DEVELOPMENT_KEY_FILE: Final = "secret-key"
 _AAD_PREFIX: Final = b"faceplate/mcp-secrets/v1\x00"
+_VERSIONED_AAD_PREFIX: Final = b"faceplate/mcp-secrets/v2\x00"
 
 
 @dataclass(frozen=True)
@@ -93,24 +98,34 @@ def _ring_or_refuse(what: str) -> KeyRing:
     return _ring
 
 
-def _aad(user_id: uuid.UUID, name: str, names: list[str]) -> bytes:
-    return _AAD_PREFIX + json.dumps([str(user_id), name, names]).encode()
+def _aad(user_id: uuid.UUID, name: str, names: list[str], version: int) -> bytes:
+    if version == 0:  # sealed before versions
+        return _AAD_PREFIX + json.dumps([str(user_id), name, names]).encode()
+    return _VERSIONED_AAD_PREFIX + json.dumps([str(user_id), name, names, version]).encode()
 
 
-def seal(user_id: uuid.UUID, name: str, secrets: Mapping[str, str]) -> tuple[list[str], str, bytes]:
-    """Encrypt `secrets` for this row: (the sorted names, the key id, the box)."""
+def seal(
+    user_id: uuid.UUID, name: str, secrets: Mapping[str, str], version: int
+) -> tuple[list[str], str, bytes]:
+    """Encrypt `secrets` for this row's box of `version` (one more than its stored box's):
+    (the sorted names, the key id, the box)."""
     ring = _ring_or_refuse("store MCP secrets")
     names = sorted(secrets)
     nonce = os.urandom(NONCE_BYTES)
     plaintext = json.dumps({n: secrets[n] for n in names}).encode()
     key = ring.key(ring.primary)
     assert key is not None  # noqa: S101 - the primary is one of the ring's keys
-    box = nonce + AESGCM(key).encrypt(nonce, plaintext, _aad(user_id, name, names))
+    box = nonce + AESGCM(key).encrypt(nonce, plaintext, _aad(user_id, name, names, version))
     return names, ring.primary, box
 
 
 def open_box(
-    user_id: uuid.UUID, name: str, names: list[str], key_id: str | None, box: bytes | None
+    user_id: uuid.UUID,
+    name: str,
+    names: list[str],
+    key_id: str | None,
+    box: bytes | None,
+    version: int,
 ) -> dict[str, str]:
     """Decrypt a box sealed for this row; `SecretError` when it was not.
 
@@ -135,7 +150,7 @@ def open_box(
         )
     try:
         plaintext = AESGCM(key).decrypt(
-            box[:NONCE_BYTES], box[NONCE_BYTES:], _aad(user_id, name, names)
+            box[:NONCE_BYTES], box[NONCE_BYTES:], _aad(user_id, name, names, version)
         )
     except InvalidTag:
         plaintext = None
@@ -147,13 +162,17 @@ def open_box(
 
 # --- rotation ----------------------------------------------------------------------------
 
-_OLD_BOXES = """SELECT id, user_id, name, secret_names, secret_key_id, secret_box
-    FROM faceplate.mcp_configs WHERE secret_key_id <> $1
+# Boxes under another key, or sealed before versions.
+_STALE = "secret_key_id <> $1 OR (secret_box IS NOT NULL AND secret_version = 0)"
+_OLD_BOXES = f"""SELECT id, user_id, name, secret_names, secret_key_id, secret_box,
+        secret_version
+    FROM faceplate.mcp_configs WHERE {_STALE}
     ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED"""
-_RESEAL = """UPDATE faceplate.mcp_configs AS c SET secret_key_id = $1, secret_box = r.box
+_RESEAL = """UPDATE faceplate.mcp_configs AS c
+    SET secret_key_id = $1, secret_box = r.box, secret_version = c.secret_version + 1
     FROM unnest($2::uuid[], $3::bytea[]) AS r(id, box) WHERE c.id = r.id"""
-_REMAINING = """SELECT secret_key_id, count(*) AS n FROM faceplate.mcp_configs
-    WHERE secret_key_id <> $1 GROUP BY secret_key_id ORDER BY secret_key_id"""
+_REMAINING = f"""SELECT secret_key_id, count(*) AS n FROM faceplate.mcp_configs
+    WHERE {_STALE} GROUP BY secret_key_id ORDER BY secret_key_id"""
 
 
 @dataclass(frozen=True)
@@ -181,10 +200,11 @@ async def rotate(*, batch: int = 100) -> Rotation:
             boxes = []
             for row in rows:
                 names = json.loads(row["secret_names"])
+                user, name, version = row["user_id"], row["name"], row["secret_version"]
                 opened = open_box(
-                    row["user_id"], row["name"], names, row["secret_key_id"], row["secret_box"]
+                    user, name, names, row["secret_key_id"], row["secret_box"], version
                 )
-                _, _, box = seal(row["user_id"], row["name"], opened)
+                _, _, box = seal(user, name, opened, version + 1)
                 boxes.append(box)
             await conn.execute(_RESEAL, ring.primary, [r["id"] for r in rows], boxes)
         return len(rows)

@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 
 import faceplate_models as fm
@@ -142,6 +143,78 @@ async def test_an_altered_row_is_a_secret_error(
         await conn.close()
     with pytest.raises(SecretError, match="was altered"):
         await fm.get_mcp_config(user_id=ada.id, name="x", reveal_secrets=True)
+
+
+async def test_a_rows_earlier_box_written_back_is_refused_or_does_not_open(
+    faceplate_db: DatabaseTarget,
+) -> None:
+    """The token a user replaced stays replaced, whatever someone with write access to the
+    table does with a copy of the earlier box."""
+    ada = await user(1)
+    first = await fm.save_mcp_config(user_id=ada.id, name="x", config={}, secrets={"t": "old"})
+    second = await fm.save_mcp_config(user_id=ada.id, name="x", config={}, secrets={"t": "new"})
+    assert (first.secret_version, second.secret_version) == (1, 2)
+    conn = await connect(faceplate_db)
+    try:
+        # The earlier box with its earlier version: the database refuses it.
+        with pytest.raises(asyncpg.SerializationError, match="not after version 2"):
+            await conn.execute(
+                "UPDATE faceplate.mcp_configs SET secret_box = $1, secret_version = 1",
+                first.secret_box,
+            )
+        # The earlier box alone: taken as a box of the previous release (version 0) ...
+        await conn.execute("UPDATE faceplate.mcp_configs SET secret_box = $1", first.secret_box)
+    finally:
+        await conn.close()
+    # ... which it is not, so it does not open.
+    with pytest.raises(SecretError, match="was altered"):
+        await fm.get_mcp_config(user_id=ada.id, name="x", reveal_secrets=True)
+    third = await fm.save_mcp_config(user_id=ada.id, name="x", config={}, secrets={"t": "3rd"})
+    assert third.secret_version == 1  # after 0: the row's versions start again, upwards
+    revealed = await fm.get_mcp_config(user_id=ada.id, name="x", reveal_secrets=True)
+    assert revealed.secrets == {"t": "3rd"}
+
+
+@pytest.mark.usefixtures("restore_db")
+async def test_a_box_sealed_before_versions_opens_and_rotation_versions_it(
+    faceplate_db: DatabaseTarget,
+) -> None:
+    ada = await user(1)
+    await fm.save_mcp_config(user_id=ada.id, name="x", config={}, secrets={"t": "v"})
+    names, key_id, box = secrets.seal(ada.id, "x", {"t": "legacy"}, 0)  # as the last release did
+    conn = await connect(faceplate_db)
+    try:
+        await conn.execute(
+            """UPDATE faceplate.mcp_configs SET secret_names = $1::jsonb, secret_key_id = $2,
+                   secret_box = $3""",
+            json.dumps(names),
+            key_id,
+            box,
+        )
+    finally:
+        await conn.close()
+    legacy = await fm.get_mcp_config(user_id=ada.id, name="x", reveal_secrets=True)
+    assert (legacy.secret_version, legacy.secrets) == (0, {"t": "legacy"})
+    rotation = await secrets.rotate(batch=10)
+    assert (rotation.rotated, rotation.remaining) == (1, {})
+    versioned = await fm.get_mcp_config(user_id=ada.id, name="x", reveal_secrets=True)
+    assert (versioned.secret_version, versioned.secrets) == (1, {"t": "legacy"})
+
+
+async def test_concurrent_saves_of_one_config_all_land_in_order_of_their_boxes() -> None:
+    """Saves racing on one name: each seals for the version after the stored one; one that
+    lost the race is refused by the database and runs again, so every save lands and the
+    last box stored opens."""
+    ada = await user(1)
+    saves = [
+        fm.save_mcp_config(user_id=ada.id, name="x", config={"i": i}, secrets={"t": str(i)})
+        for i in range(10)
+    ]
+    saved = await asyncio.gather(*saves)
+    assert sorted(c.secret_version for c in saved) == list(range(1, 11))
+    last = max(saved, key=lambda c: c.secret_version)
+    revealed = await fm.get_mcp_config(user_id=ada.id, name="x", reveal_secrets=True)
+    assert revealed.secrets == {"t": str(last.config["i"])}
 
 
 @pytest.mark.usefixtures("restore_db")

@@ -333,6 +333,7 @@ async def insert_owned(
     row_id: uuid.UUID,
     *args: object,
     limit: str | None = None,
+    then: Callable[[Connection], Awaitable[tuple[object, ...]]] | None = None,
 ) -> asyncpg.Record:
     """Run `sql`, an INSERT ... RETURNING of row `row_id` owned by `uid` ($1 and $2).
 
@@ -342,14 +343,16 @@ async def insert_owned(
     or a row of another kind, is a Conflict. With `limit` (a field of `Limits`), `sql`
     takes the limit as its last parameter and inserts nothing at it (`below_limit`); it
     runs after the user's row is locked, so that concurrent creates count each other, and
-    a refused insert is `QuotaExceeded`.
+    a refused insert is `QuotaExceeded`. `then(conn)`, called in that transaction after the
+    lock, gives the parameters that follow `args` (what depends on the row as stored).
     """
     client = current()
     cap = () if limit is None else (getattr(quotas.limits(), limit),)
 
     async def insert(conn: Connection) -> asyncpg.Record:
+        more = () if then is None else await then(conn)
         try:
-            row = await conn.fetchrow(sql, uid, row_id, *args, *cap)
+            row = await conn.fetchrow(sql, uid, row_id, *args, *more, *cap)
         except asyncpg.ForeignKeyViolationError:
             raise missing("user", uid) from None
         if row is None:
@@ -368,7 +371,7 @@ async def insert_owned(
                 raise missing("user", uid)
             return await insert(conn)
 
-    return await run(insert if limit is None else counted, user=uid)
+    return await run(insert if limit is None and then is None else counted, user=uid)
 
 
 __all__ = [

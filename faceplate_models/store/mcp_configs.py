@@ -19,6 +19,7 @@ from tortoise.transactions import in_transaction
 from uuid6 import uuid7
 
 from faceplate_models import secrets as sealed
+from faceplate_models.engine import Connection
 from faceplate_models.errors import ValidationError
 from faceplate_models.models import MCP_NAME_MAX, MCPConfig
 from faceplate_models.store._rows import (
@@ -53,12 +54,13 @@ MAX_IMPORTED_SERVERS: Final = 100
 
 _COLUMNS = columns(MCPConfig)
 _mcp_configs = builder(MCPConfig, _COLUMNS)
-# $7 is the secrets' names (JSON) when secrets were given, NULL to keep the stored ones.
-# $10 is the limit of configs: a new name is stored only below it, a known one always.
+# $7 is the secrets' names (JSON) when secrets were given, NULL to keep the stored ones;
+# $8, $9 and $10 their key, box and the box's version. $11 is the limit of configs: a new
+# name is stored only below it, a known one always.
 SAVE_SQL = f"""INSERT INTO faceplate.mcp_configs ({_COLUMNS})
-    SELECT $2, $1, $3::varchar, $4::jsonb, $5, COALESCE($7::jsonb, '[]'), $8, $9,
+    SELECT $2, $1, $3::varchar, $4::jsonb, $5, COALESCE($7::jsonb, '[]'), $8, $9, $10,
         $6::timestamptz, $6
-    WHERE {below_limit("mcp_configs", "$10")} OR EXISTS (
+    WHERE {below_limit("mcp_configs", "$11")} OR EXISTS (
         SELECT 1 FROM faceplate.mcp_configs WHERE user_id = $1 AND name = $3::varchar)
     ON CONFLICT (user_id, name) DO UPDATE SET config = EXCLUDED.config,
         enabled = EXCLUDED.enabled, updated_at = EXCLUDED.updated_at,
@@ -67,8 +69,13 @@ SAVE_SQL = f"""INSERT INTO faceplate.mcp_configs ({_COLUMNS})
         secret_key_id = CASE WHEN $7::jsonb IS NULL THEN mcp_configs.secret_key_id
                              ELSE EXCLUDED.secret_key_id END,
         secret_box = CASE WHEN $7::jsonb IS NULL THEN mcp_configs.secret_box
-                          ELSE EXCLUDED.secret_box END
+                          ELSE EXCLUDED.secret_box END,
+        secret_version = CASE WHEN $7::jsonb IS NULL THEN mcp_configs.secret_version
+                              ELSE EXCLUDED.secret_version END
     RETURNING {_COLUMNS}"""
+# The stored box's version, locked: the next box is sealed for the one after it.
+_VERSION_SQL: Final = """SELECT secret_version FROM faceplate.mcp_configs
+    WHERE user_id = $1 AND name = $2 FOR UPDATE"""
 
 
 async def save_mcp_config(
@@ -88,14 +95,21 @@ async def save_mcp_config(
     label = required_text("name", name, MCP_NAME_MAX)
     body = json_object("config", config)
     on = flag("enabled", enabled)
-    names = key_id = box = None
+    values = None
     if secrets is not None:
         values = string_map("secrets", secrets, MAX_SECRETS, MAX_SECRET_NAME, MAX_SECRET_VALUE)
-        if values:
-            sorted_names, key_id, box = sealed.seal(uid, label, values)
-            names = json.dumps(sorted_names)
-        else:
-            names = "[]"
+
+    async def sealing(conn: Connection) -> tuple[object, ...]:
+        """The secrets' names, key, box and version: sealed for the version after the stored
+        box's, read under the row's lock (a save racing this one is refused, and retried)."""
+        if values is None:
+            return None, None, None, 0
+        version = (await conn.fetchval(_VERSION_SQL, uid, label) or 0) + 1
+        if not values:
+            return "[]", None, None, version
+        sorted_names, key_id, box = sealed.seal(uid, label, values, version)
+        return json.dumps(sorted_names), key_id, box, version
+
     row = await insert_owned(
         "mcp_configs",
         _COLUMNS,
@@ -106,10 +120,8 @@ async def save_mcp_config(
         body,
         on,
         now(),
-        names,
-        key_id,
-        box,
         limit="mcp_configs",
+        then=sealing,
     )
     return _mcp_configs(row)
 
@@ -133,7 +145,12 @@ async def get_mcp_config(
     found = _mcp_configs(row)
     if reveal:
         found.secrets = sealed.open_box(
-            uid, label, found.secret_names, found.secret_key_id, found.secret_box
+            uid,
+            label,
+            found.secret_names,
+            found.secret_key_id,
+            found.secret_box,
+            found.secret_version,
         )
     return found
 
