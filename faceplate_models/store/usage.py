@@ -38,7 +38,7 @@ from faceplate_models.models import (
     UsageTotals,
 )
 from faceplate_models.store._rows import builder, columns, fetch, lock_user, missing, now, run
-from faceplate_models.validation import as_uuid, required_text
+from faceplate_models.validation import as_uuid, new_key, required_text
 
 #: Largest price per million tokens, and largest budget: a trillion micro-units.
 MAX_MONEY: Final = 10**12
@@ -109,6 +109,8 @@ RESERVE_SQL: Final = f"""WITH spent AS (
     UNION ALL
     SELECT {_NO_HOLD}, period, spend_limit, spent, held FROM refused"""
 RELEASE_SQL: Final = "DELETE FROM faceplate.holds WHERE id = $1 AND user_id = $2"
+_HOLD_SQL: Final = f"""SELECT {_HOLD_COLUMNS}, NULL AS period FROM faceplate.holds
+    WHERE id = $1 AND user_id = $2"""
 
 
 @dataclass(frozen=True)
@@ -248,23 +250,34 @@ def _periods_at(moment: datetime) -> tuple[date, date]:
     return today, today.replace(day=1)
 
 
-async def reserve(*, user_id: uuid.UUID | str, estimate: int, ttl: float = 600) -> Hold:
+async def reserve(
+    *,
+    user_id: uuid.UUID | str,
+    estimate: int,
+    ttl: float = 600,
+    hold_id: uuid.UUID | str | None = None,
+) -> Hold:
     """Hold `estimate` micro-units of the user's budgets for an answer being produced, for at
     most `ttl` seconds; `BudgetExceeded` when what the period spent, plus the running holds,
     plus the estimate would pass a budget's limit. Settle it with `append_turn(...,
-    hold=...)`, or give it back with `release`. A user without budgets gets a hold too."""
+    hold=...)`, or give it back with `release`. A user without budgets gets a hold too.
+    `hold_id`, a uuid7 the caller made, makes the call repeatable: a retry with it returns
+    the hold taken the first time instead of holding the money twice."""
     uid = as_uuid("user_id", user_id)
     amount = _money("estimate", estimate)
     if not isinstance(ttl, int | float) or isinstance(ttl, bool) or not 0 < ttl <= MAX_TTL:
         raise ValidationError("ttl", f"must be a number of seconds from 0 to {MAX_TTL}")
-    hold_id, client = uuid7(), current()
+    key, client = new_key("hold_id", hold_id), current()
 
     async def take(conn: Connection) -> list[asyncpg.Record]:
         at = now()
         async with client.atomic(conn):
             await lock_user(conn, uid)  # a missing user fails the insert below
+            taken = await conn.fetchrow(_HOLD_SQL, key, uid)
+            if taken is not None:  # a retry whose first attempt landed
+                return [taken]
             rows: list[asyncpg.Record] = await conn.fetch(
-                RESERVE_SQL, uid, hold_id, amount, at, at + timedelta(seconds=ttl),
+                RESERVE_SQL, uid, key, amount, at, at + timedelta(seconds=ttl),
                 *_periods_at(at),
             )  # fmt: skip
             return rows

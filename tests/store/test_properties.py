@@ -221,7 +221,7 @@ def valid_calls(
             "by": "model",
         },
         "set_budget": {"user_id": user_id, "period": "day", "limit": 10},
-        "reserve": {"user_id": user_id, "estimate": 1, "ttl": 60},
+        "reserve": {"user_id": user_id, "estimate": 1, "ttl": 60, "hold_id": None},
         "release": {"user_id": user_id, "hold": uuid7()},
         "regenerate": {**at, "message_id": uuid7(), "limit": 5},
         "get_siblings": {**at, "message_id": uuid7()},

@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
+from uuid6 import uuid7
 
 import faceplate_models as fm
 from faceplate_models.errors import BudgetExceeded, Conflict, NotFound, ValidationError
@@ -213,6 +214,19 @@ async def test_a_hold_lapses_after_its_ttl_and_release_gives_it_back() -> None:
         await fm.release(user_id=stranger["user_id"], hold=hold.id)
     assert await fm.set_budget(user_id=user, period="day", limit=None) is None
     await fm.reserve(user_id=user, estimate=10**9)
+
+
+async def test_a_reservation_retried_with_its_key_holds_the_money_once() -> None:
+    at = await chat()
+    user = at["user_id"]
+    await fm.set_budget(user_id=user, period="day", limit=100)
+    key = uuid7()
+    first = await fm.reserve(user_id=user, estimate=60, hold_id=key)
+    again = await fm.reserve(user_id=user, estimate=60, hold_id=key)  # after OutcomeUnknown
+    assert first.id == again.id == key
+    await fm.reserve(user_id=user, estimate=40)  # 60 held, not 120: room for 40 more
+    with pytest.raises(ValidationError):
+        await fm.reserve(user_id=user, estimate=1, hold_id=uuid.uuid4())
 
 
 async def test_settings_and_metadata_are_the_applications_own() -> None:
