@@ -141,6 +141,7 @@ async def test_every_table_lives_in_the_faceplate_schema_and_none_in_public() ->
                 "secret_names": (JSONB, False),
                 "secret_key_id": (VARCHAR, True),
                 "secret_box": ("bytea", True),
+                "secret_version": ("bigint", False),
                 "created_at": (TSTZ, False),
                 "updated_at": (TSTZ, False),
             },
