@@ -87,7 +87,11 @@ _NO_HOLD: Final = ", ".join(
     f"NULL::{kind}" for kind in ("uuid", "uuid", "bigint", "timestamptz", "timestamptz")
 )
 # $1 user, $2 hold id, $3 estimate, $4 now, $5 expiry, $6 today, $7 the month's first day.
-RESERVE_SQL: Final = f"""WITH spent AS (
+# $2 is the hold's key: a hold already taken with it (a retry whose first attempt landed)
+# is returned as it is, and nothing is taken again.
+RESERVE_SQL: Final = f"""WITH before AS (
+        SELECT {_HOLD_COLUMNS} FROM faceplate.holds WHERE id = $2 AND user_id = $1
+    ), spent AS (
         SELECT b.period, b.spend_limit, coalesce((
             SELECT sum(r.cost) FROM faceplate.usage_days r
             WHERE r.user_id = $1
@@ -98,19 +102,22 @@ RESERVE_SQL: Final = f"""WITH spent AS (
         SELECT coalesce(sum(amount), 0) AS held FROM faceplate.holds
         WHERE user_id = $1 AND expires_at > $4
     ), refused AS (
-        SELECT spent.*, held.held FROM spent, held WHERE spent + held + $3 > spend_limit
+        SELECT spent.*, held.held FROM spent, held
+        WHERE spent + held + $3 > spend_limit AND NOT EXISTS (SELECT 1 FROM before)
     ), taken AS (
         INSERT INTO faceplate.holds ({_HOLD_COLUMNS})
-        SELECT $2, $1, $3, $5, $4 WHERE NOT EXISTS (SELECT 1 FROM refused)
+        SELECT $2, $1, $3, $5, $4
+        WHERE NOT EXISTS (SELECT 1 FROM refused) AND NOT EXISTS (SELECT 1 FROM before)
         RETURNING {_HOLD_COLUMNS}
     )
     SELECT taken.*, NULL AS period, NULL::bigint AS spend_limit, NULL::bigint AS spent,
            NULL::bigint AS held FROM taken
     UNION ALL
+    SELECT before.*, NULL, NULL, NULL, NULL FROM before
+    UNION ALL
     SELECT {_NO_HOLD}, period, spend_limit, spent, held FROM refused"""
 RELEASE_SQL: Final = "DELETE FROM faceplate.holds WHERE id = $1 AND user_id = $2"
-_HOLD_SQL: Final = f"""SELECT {_HOLD_COLUMNS}, NULL AS period FROM faceplate.holds
-    WHERE id = $1 AND user_id = $2"""
+
 
 
 @dataclass(frozen=True)
@@ -273,9 +280,6 @@ async def reserve(
         at = now()
         async with client.atomic(conn):
             await lock_user(conn, uid)  # a missing user fails the insert below
-            taken = await conn.fetchrow(_HOLD_SQL, key, uid)
-            if taken is not None:  # a retry whose first attempt landed
-                return [taken]
             rows: list[asyncpg.Record] = await conn.fetch(
                 RESERVE_SQL, uid, key, amount, at, at + timedelta(seconds=ttl),
                 *_periods_at(at),
