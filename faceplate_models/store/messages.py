@@ -159,8 +159,7 @@ def _append_sql(money: bool) -> str:
     ), touched AS (
         UPDATE faceplate.conversations
         SET updated_at = $3, active_leaf_id = $4[cardinality($4)], open_calls = $28,
-            message_count = COALESCE(message_count, (SELECT count(*) FROM faceplate.messages
-                WHERE conversation_id = $1 AND user_id = $2)) + cardinality($4)
+            message_count = message_count + cardinality($4)
         WHERE id = $1 AND user_id = $2 AND EXISTS (SELECT 1 FROM new_messages){settles}
     )
     SELECT {COLUMNS} FROM new_messages"""
@@ -171,8 +170,11 @@ APPEND_SQL: Final = {money: _append_sql(money) for money in (False, True)}
 STORED_SQL: Final = f"""SELECT {COLUMNS} FROM faceplate.messages
     WHERE conversation_id = $1 AND user_id = $2 AND (id = ANY($3::uuid[]) OR turn_id = $4)
     ORDER BY created_at, id"""
-_COUNT_SQL: Final = """SELECT count(*) FROM faceplate.messages
-    WHERE conversation_id = $1 AND user_id = $2"""
+# A conversation not counted yet is counted once, under the append's lock; the append then
+# adds its own messages to the count.
+_COUNT_SQL: Final = """UPDATE faceplate.conversations SET message_count = (
+        SELECT count(*) FROM faceplate.messages WHERE conversation_id = $1 AND user_id = $2)
+    WHERE id = $1 AND user_id = $2 RETURNING message_count"""
 _EDITED_SQL: Final = """SELECT role, parent_id FROM faceplate.messages
     WHERE id = $1 AND conversation_id = $2 AND user_id = $3"""
 
