@@ -119,7 +119,6 @@ RESERVE_SQL: Final = f"""WITH before AS (
 RELEASE_SQL: Final = "DELETE FROM faceplate.holds WHERE id = $1 AND user_id = $2"
 
 
-
 @dataclass(frozen=True)
 class Usage:
     """A user's answers over a window, summed for one day, model or conversation."""
