@@ -324,6 +324,14 @@ def write_pem(folder: Path, name: str, key: Any, cert: Any) -> tuple[Path, Path]
     return key_path, cert_path
 
 
+def replicable(root: Path) -> Cluster:
+    """A started cluster that lets clients and streaming standbys in over loopback."""
+    primary = Cluster(root).init()
+    primary.allow("host all all 127.0.0.1/32 trust", "host replication all 127.0.0.1/32 trust")
+    primary.start()
+    return primary
+
+
 def standby_of(primary: Cluster, root: Path) -> Cluster:
     """A streaming standby of `primary` (whose pg_hba must let replication in), made with
     `pg_basebackup -R`; not started."""

@@ -125,16 +125,22 @@ STORE_FUNCTIONS = {
 # --- a transaction pooler ---------------------------------------------------------------
 
 
+async def started_pgbouncer(
+    server: DatabaseTarget, factory: pytest.TempPathFactory, mode: str
+) -> AsyncIterator[servers.PgBouncer]:
+    """A PgBouncer of the module's own in `mode`, stopped when the module is done."""
+    bouncer = servers.PgBouncer(server, factory.mktemp(f"pgbouncer-{mode}"), users=["postgres"])
+    await bouncer.start(pool_mode=mode)
+    yield bouncer
+    bouncer.stop()
+
+
 @pytest.fixture(scope="module")
 async def pgbouncer(
     faceplate_server: DatabaseTarget, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[servers.PgBouncer]:
-    bouncer = servers.PgBouncer(
-        faceplate_server, tmp_path_factory.mktemp("pgbouncer"), users=["postgres"]
-    )
-    await bouncer.start()
-    yield bouncer
-    bouncer.stop()
+    async for bouncer in started_pgbouncer(faceplate_server, tmp_path_factory, "transaction"):
+        yield bouncer
 
 
 @pytest.fixture
@@ -274,12 +280,8 @@ async def test_unbounded_statements_behind_a_transaction_pooler_refuse_to_start(
 async def session_pgbouncer(
     faceplate_server: DatabaseTarget, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[servers.PgBouncer]:
-    bouncer = servers.PgBouncer(
-        faceplate_server, tmp_path_factory.mktemp("pgbouncer-session"), users=["postgres"]
-    )
-    await bouncer.start(pool_mode="session")
-    yield bouncer
-    bouncer.stop()
+    async for bouncer in started_pgbouncer(faceplate_server, tmp_path_factory, "session"):
+        yield bouncer
 
 
 @pytest.mark.usefixtures("restore_db")

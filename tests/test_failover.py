@@ -45,9 +45,7 @@ async def pair(
     tmp_path: Path, restore_db: DatabaseTarget
 ) -> AsyncIterator[tuple[servers.Cluster, servers.Cluster]]:
     """A primary and its synchronous standby, both the test's own, on loopback."""
-    primary = servers.Cluster(tmp_path / "primary").init()
-    primary.allow("host all all 127.0.0.1/32 trust", "host replication all 127.0.0.1/32 trust")
-    primary.start()
+    primary = servers.replicable(tmp_path / "primary")
     standby = servers.standby_of(primary, tmp_path / "standby")
     try:
         standby.start()

@@ -30,9 +30,7 @@ def replicated(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[servers.Cluster, servers.Cluster]]:
     root = tmp_path_factory.mktemp("replication")
-    primary = servers.Cluster(root / "primary").init()
-    primary.allow("host all all 127.0.0.1/32 trust", "host replication all 127.0.0.1/32 trust")
-    primary.start()
+    primary = servers.replicable(root / "primary")
     standby = servers.standby_of(primary, root / "standby")
     try:
         standby.start()
