@@ -306,14 +306,20 @@ def page(
 LOCK_USER_SQL: Final = "SELECT id FROM faceplate.users WHERE id = $1 FOR NO KEY UPDATE"
 
 
+async def locking(conn: Connection, sql: str, *args: object) -> asyncpg.Record | None:
+    """The row of `sql`, a statement that locks it, waited for at most the lock wait
+    (`LockTimeout` after it)."""
+    client = current()
+    try:
+        return await conn.fetchrow(sql, *args, timeout=client.lock_wait)
+    except TimeoutError:  # asyncpg has asked the server to cancel the wait
+        raise client.waited_too_long() from None
+
+
 async def lock_user(conn: Connection, uid: uuid.UUID) -> bool:
     """Lock the user's row, within the lock wait; whether the user exists. What the
     transaction reads next, in statements of its own, sees every row the user has."""
-    client = current()
-    try:
-        return await conn.fetchval(LOCK_USER_SQL, uid, timeout=client.lock_wait) is not None
-    except TimeoutError:  # asyncpg has asked the server to cancel the wait
-        raise client.waited_too_long() from None
+    return await locking(conn, LOCK_USER_SQL, uid) is not None
 
 
 def below_limit(table: str, limit: str) -> str:
@@ -388,6 +394,7 @@ __all__ = [
     "fetchrow",
     "insert_owned",
     "lock_user",
+    "locking",
     "missing",
     "now",
     "page",

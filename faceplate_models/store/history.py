@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 
 import asyncpg
 from tortoise import fields
@@ -31,6 +31,7 @@ from faceplate_models.store._rows import (
     cut,
     fetch,
     fetchrow,
+    locking,
     missing,
     run,
     within_budget,
@@ -411,7 +412,7 @@ async def switch_branch(
 
     async def switch(conn: Connection) -> uuid.UUID:
         async with client.atomic(conn):
-            await _lock(conn, client, cid, uid)
+            await _lock(conn, cid, uid)
             tips = await conn.fetch(TIPS_SQL, cid, uid, mid)
             if not tips:
                 raise missing("message", mid)
@@ -422,13 +423,9 @@ async def switch_branch(
     return await run(switch, user=uid, conversation=cid)
 
 
-async def _lock(conn: Connection, client: Any, cid: uuid.UUID, uid: uuid.UUID) -> None:
+async def _lock(conn: Connection, cid: uuid.UUID, uid: uuid.UUID) -> None:
     """Lock the conversation's row, as appends do; NotFound if it is not the user's."""
-    try:
-        row = await conn.fetchrow(LOCK_SQL, cid, uid, timeout=client.lock_wait)
-    except TimeoutError:  # asyncpg has asked the server to cancel the wait
-        raise client.waited_too_long() from None
-    if row is None:
+    if await locking(conn, LOCK_SQL, cid, uid) is None:
         raise missing("conversation", cid)
 
 
@@ -446,7 +443,7 @@ async def delete_branch(
 
     async def delete(conn: Connection) -> int:
         async with client.atomic(conn, long=True):
-            await _lock(conn, client, cid, uid)
+            await _lock(conn, cid, uid)
             target = await conn.fetchrow(_TARGET_SQL, cid, uid, mid)
             if target is None:
                 raise missing("message", mid)

@@ -32,7 +32,15 @@ from faceplate_models.formats.shape import KEYS, Draft, drafts
 from faceplate_models.models import Message, Role
 from faceplate_models.store import _paths as paths
 from faceplate_models.store import _quotas as quotas
-from faceplate_models.store._rows import builder, columns, fetchrow, missing, now, run
+from faceplate_models.store._rows import (
+    builder,
+    columns,
+    fetchrow,
+    locking,
+    missing,
+    now,
+    run,
+)
 from faceplate_models.validation import as_uuid, new_key
 
 COLUMNS: Final = columns(Message)
@@ -312,12 +320,7 @@ async def _append(
 
     async def append(conn: Connection) -> list[asyncpg.Record]:
         async with client.atomic(conn):
-            try:
-                row = await conn.fetchrow(
-                    LOCK_CONVERSATION_SQL[place], *args, timeout=client.lock_wait
-                )
-            except TimeoutError:  # asyncpg has asked the server to cancel the wait
-                raise client.waited_too_long() from None
+            row = await locking(conn, LOCK_CONVERSATION_SQL[place], *args)
             if row is None:
                 raise missing("conversation", cid)
             if row["stale"]:  # the lock waited for another append: see it
