@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -11,9 +13,23 @@ import asyncpg
 from uuid6 import uuid7
 
 from benchmarks.common import POOL, next_cursor, placed, position
-from faceplate_models.config import DatabaseTarget
+from faceplate_models.config import DatabaseTarget, Retention
 from faceplate_models.store import _cursors as cursors
-from faceplate_models.store import _rows, conversations, history, messages, tasks, usage, users
+from faceplate_models.store import (
+    _rows,
+    conversations,
+    feedback,
+    history,
+    messages,
+    organise,
+    search,
+    shares,
+    tasks,
+    usage,
+    users,
+)
+from faceplate_models.store import retention as retention_sql
+from faceplate_models.store.retention import Purged
 from faceplate_models.validation import MAX_PAGE_BYTES
 
 
@@ -195,7 +211,52 @@ class Raw:
         return [row["id"] for row in rows]
 
     async def list_conversations(
-        self, *, user_id: uuid.UUID, limit: int = 50, cursor: str | None = None
+        self,
+        *,
+        user_id: uuid.UUID,
+        limit: int = 50,
+        cursor: str | None = None,
+        archived: bool | None = False,
+        folder_id: uuid.UUID | None = None,
+        tag_id: uuid.UUID | None = None,
+        pinned_first: bool = False,
+        trashed: bool = False,
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """The store's listing, first pages only for the filtered ones (the suite's)."""
+        assert self.pool is not None
+        filters = (archived, folder_id, tag_id, pinned_first, trashed)
+        if filters == (False, None, None, False, False):
+            return await self._conversations(user_id, limit, cursor)
+        kinds = (
+            (cursors.PINNED, cursors.CONVERSATIONS) if pinned_first else (cursors.CONVERSATIONS,)
+        )
+        chosen = [value for value in (folder_id, tag_id) if value]
+        found: list[tuple[str, asyncpg.Record]] = []
+        async with self.pool.acquire() as conn:
+            for kind in kinds:
+                sql = conversations.listing_sql(
+                    archived=archived,
+                    pinned=(kind == cursors.PINNED) if pinned_first else None,
+                    folder=folder_id is not None,
+                    tag=tag_id is not None,
+                    trashed=trashed,
+                )
+                rows = await conn.fetch(
+                    sql, user_id, limit + 1 - len(found), *chosen, MAX_PAGE_BYTES
+                )
+                found += [(kind, row) for row in rows]
+                if len(found) > limit:
+                    break
+        if len(found) <= limit:
+            return [dict(row) for _, row in found], None
+        kind, last = found[limit - 1]
+        at = last["trashed_at" if trashed else "updated_at"]
+        return [dict(row) for _, row in found[:limit]], cursors.encode(
+            kind, user_id, filters, at, last["id"]
+        )
+
+    async def _conversations(
+        self, user_id: uuid.UUID, limit: int, cursor: str | None
     ) -> tuple[list[dict[str, Any]], str | None]:
         assert self.pool is not None
         after = position(cursor, cursors.CONVERSATIONS, user_id, None)
@@ -215,6 +276,89 @@ class Raw:
         return [dict(row) for row in rows[:limit]], next_cursor(
             rows, limit, cursors.CONVERSATIONS, user_id, None, "updated_at"
         )
+
+    async def search_messages(
+        self, *, user_id: uuid.UUID, query: str, limit: int = 20
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        assert self.pool is not None
+        start = search.bucket(datetime.now(UTC) + timedelta(days=1))
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(
+                search.SEARCH_SQL, user_id, query, limit + 1, cursors.LATEST, uuid.UUID(int=0),
+                start, search.token(user_id), f"{search.token(user_id)}.",
+            )  # fmt: skip
+        hits = [dict(row) for row in rows[:limit]]
+        if len(rows) <= limit:
+            return hits, None
+        last = hits[-1]
+        scope = (query, None)
+        return hits, cursors.encode(cursors.SEARCH, user_id, scope, last["at"], last["id"])
+
+    async def organise_conversation(
+        self, *, user_id: uuid.UUID, conversation_id: uuid.UUID, pinned: bool
+    ) -> dict[str, Any]:
+        assert self.pool is not None
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.fetchrow(organise.LOCK_SQL, conversation_id, user_id)
+            row = await conn.fetchrow(
+                organise.ORGANISE_SQL, conversation_id, user_id, False, None, True, pinned,
+                False, None, False, None, datetime.now(UTC),
+            )  # fmt: skip
+        assert row is not None
+        return dict(row)
+
+    async def get_shared(self, *, token: str) -> tuple[list[dict[str, Any]], str | None]:
+        assert self.pool is not None
+        digest = hashlib.sha256(token.encode()).digest()
+        async with self.pool.acquire() as conn:
+            share = await conn.fetchrow(shares.SHARED_SQL, digest)
+        assert share is not None
+        assert hmac.compare_digest(bytes(share["token_hash"]), digest)
+        return await self.get_history(
+            user_id=share["user_id"], conversation_id=share["conversation_id"]
+        )
+
+    async def rate_message(
+        self, *, user_id: uuid.UUID, message_id: uuid.UUID, rating: int, reasons: list[str]
+    ) -> dict[str, Any]:
+        assert self.pool is not None
+        async with self.pool.acquire() as conn:
+            row = await conn.fetchrow(
+                feedback.RATE_SQL, user_id, message_id, uuid7(), rating, json.dumps(reasons),
+                None, datetime.now(UTC),
+            )  # fmt: skip
+        assert row is not None
+        return dict(row)
+
+    async def list_feedback(
+        self, *, since: datetime, limit: int = 50
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        assert self.pool is not None
+        sql = feedback.feedback_sql(by_rating=False, after=False)
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(sql, since, limit + 1, MAX_PAGE_BYTES)
+        items = [dict(row) for row in rows[:limit]]
+        if len(rows) <= limit:
+            return items, None
+        last = items[-1]
+        scope = (since.isoformat(), None)
+        return items, cursors.encode(
+            cursors.FEEDBACK, uuid.UUID(int=0), scope, last["updated_at"], last["id"]
+        )
+
+    async def purge_expired(self, *, retention: Retention, at: datetime) -> Purged:
+        assert self.pool is not None
+        deleted = {}
+        async with self.pool.acquire() as conn:
+            for kind, days in (
+                ("trashed", retention.trash_days),
+                ("temporary", retention.temporary_days),
+            ):
+                status = await conn.execute(
+                    retention_sql.PURGE_SQL[kind], at - timedelta(days=days), 100
+                )
+                deleted[kind] = int(status.split()[-1])
+        return Purged(**deleted)
 
     async def list_tasks(
         self, *, user_id: uuid.UUID, completed: bool, limit: int = 50

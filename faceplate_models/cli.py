@@ -151,6 +151,27 @@ async def _rotate_secrets(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+async def _purge(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    retention = settings.retention
+    await init_db(_url(args), settings=settings)
+    try:
+        done = await store.purge_expired(retention=retention, batch=args.batch)
+    finally:
+        await close_db()
+    inactive = (
+        f"{done.inactive} without activity for {retention.inactive_days} days"
+        if retention.inactive_days is not None
+        else "none for inactivity (FACEPLATE_RETENTION_INACTIVE_DAYS is unset)"
+    )
+    print(
+        f"deleted {done.total} conversation(s): {done.trashed} from the trash (after "
+        f"{retention.trash_days} days), {done.temporary} temporary (after "
+        f"{retention.temporary_days} days), {inactive}"
+    )
+    return EXIT_OK
+
+
 async def _demo(args: argparse.Namespace) -> int:
     await init_db(_url(args), migrate=True)
     try:
@@ -288,6 +309,11 @@ def _parser() -> argparse.ArgumentParser:
             _grants,
             "print (and with --apply run) the grants of an application role with DML only",
         ),
+        "purge": (
+            _purge,
+            "delete the conversations whose retention has passed (the trash, temporary ones, "
+            "and with FACEPLATE_RETENTION_INACTIVE_DAYS inactive ones), in batches",
+        ),
         "rotate-secrets": (
             _rotate_secrets,
             "re-seal every MCP secret under the first FACEPLATE_SECRET_KEYS key "
@@ -323,12 +349,13 @@ def _parser() -> argparse.ArgumentParser:
                 "version", type=int, help="the version number to go back to, e.g. 0"
             )
             command.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-        if name == "rotate-secrets":
+        if name in ("rotate-secrets", "purge"):
+            what = "configs re-sealed" if name == "rotate-secrets" else "conversations deleted"
             command.add_argument(
                 "--batch",
                 type=_batch,
                 default=100,
-                help="configs re-sealed per transaction (default: %(default)s)",
+                help=f"{what} per transaction (default: %(default)s)",
             )
         if name == "grants":
             command.add_argument("--app-role", required=True, help="the application's role")

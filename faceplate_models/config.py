@@ -55,6 +55,9 @@ class Limits:
     tasks: int = 100_000
     mcp_configs: int = 200
     messages_per_conversation: int = 100_000
+    folders: int = 1_000
+    tags: int = 1_000
+    shares: int = 10_000
 
     #: The variable of each limit.
     VARIABLES: ClassVar[dict[str, str]] = {
@@ -62,6 +65,9 @@ class Limits:
         "tasks": "FACEPLATE_MAX_TASKS",
         "mcp_configs": "FACEPLATE_MAX_MCP_CONFIGS",
         "messages_per_conversation": "FACEPLATE_MAX_MESSAGES_PER_CONVERSATION",
+        "folders": "FACEPLATE_MAX_FOLDERS",
+        "tags": "FACEPLATE_MAX_TAGS",
+        "shares": "FACEPLATE_MAX_SHARES",
     }
 
     def __post_init__(self) -> None:
@@ -69,6 +75,39 @@ class Limits:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{variable} must be a whole number of 1 or more, not {value}")
+
+
+@dataclass(frozen=True)
+class Retention:
+    """After how many days `purge` deletes what has expired: the trash, temporary
+    conversations (counted from their creation) and, when set, conversations without
+    activity (None: kept however old; pinned ones are always kept)."""
+
+    trash_days: int = 30
+    temporary_days: int = 30
+    inactive_days: int | None = None
+
+    #: The variable of each period.
+    VARIABLES: ClassVar[dict[str, str]] = {
+        "trash_days": "FACEPLATE_RETENTION_TRASH_DAYS",
+        "temporary_days": "FACEPLATE_RETENTION_TEMPORARY_DAYS",
+        "inactive_days": "FACEPLATE_RETENTION_INACTIVE_DAYS",
+    }
+    #: A hundred years: longer is "never", which for inactivity is the default (unset).
+    MAX_DAYS: ClassVar[int] = 36_500
+
+    def __post_init__(self) -> None:
+        for name, variable in self.VARIABLES.items():
+            value = getattr(self, name)
+            if value is None and name == "inactive_days":
+                continue
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ConfigError(f"{variable} must be a whole number of days, not {value!r}")
+            if not 1 <= value <= self.MAX_DAYS:
+                raise ConfigError(
+                    f"{variable} must be 1 to {self.MAX_DAYS} days, not {value}"
+                    + (" (leave it unset to keep conversations however old)" * (value < 1))
+                )
 
 
 # A test database is named PREFIX_ and 12 hex digits: within PostgreSQL's 63 bytes, and a
@@ -203,6 +242,7 @@ class Settings:
     test_database_url: str | None = field(default=None, repr=False)
     test_database_prefix: str = DEFAULT_TEST_DATABASE_PREFIX
     limits: Limits = field(default_factory=Limits)
+    retention: Retention = field(default_factory=Retention)
     #: FACEPLATE_SECRET_KEYS, parsed: (id, 32-byte key) pairs, the first sealing.
     secret_keys: tuple[tuple[str, bytes], ...] = field(default=(), repr=False)
 
@@ -295,6 +335,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             **{
                 name: _number(env, variable, getattr(Limits, name), int)
                 for name, variable in Limits.VARIABLES.items()
+            }
+        ),
+        retention=Retention(
+            **{
+                name: _number(env, variable, getattr(Retention, name), int)
+                for name, variable in Retention.VARIABLES.items()
             }
         ),
         connect_timeout=seconds("FACEPLATE_DB_CONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT),

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from aerich.models import Aerich
+from pypika_tortoise.terms import LiteralValue
 from tortoise import fields
 from tortoise.functions import Lower
 from tortoise.indexes import Index
@@ -27,6 +29,7 @@ TOOL_CALL_ID_MAX = 256
 MODEL_NAME_MAX = 200
 PROVIDER_MAX = 64
 FINISH_REASON_MAX = 64
+LABEL_MAX = 100
 
 
 class Role(StrEnum):
@@ -36,6 +39,42 @@ class Role(StrEnum):
     USER = "user"
     ASSISTANT = "assistant"
     TOOL = "tool"
+
+
+#: The full-text document of a message or a title: its words ('simple': no stemming, no stop
+#: words) and, as tokens no word can be (a word never holds '~'), its owner, its owner with
+#: its 36-hour bucket of time, and its conversation (`store.search` says why). The first
+#: 100,000 characters are indexed: a tsvector holds at most 1 MB. Made by the migrations; a
+#: schema Tortoise generates gets it with the first index that uses it.
+SEARCH_FUNCTIONS = """
+CREATE OR REPLACE FUNCTION "faceplate"."search_bucket"(at TIMESTAMPTZ) RETURNS BIGINT
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$ SELECT floor(extract(epoch FROM (at AT TIME ZONE 'UTC')) / 131072)::bigint $$;
+CREATE OR REPLACE FUNCTION "faceplate"."search_document"(
+    owner UUID, conversation UUID, at TIMESTAMPTZ, body TEXT
+) RETURNS tsvector LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$ SELECT to_tsvector('simple'::regconfig, left(coalesce(body, ''), 100000))
+        || array_to_tsvector(ARRAY[
+            '~' || replace(coalesce(owner::text, ''), '-', ''),
+            '~' || replace(coalesce(owner::text, ''), '-', '') || '.'
+                || "faceplate"."search_bucket"(at),
+            '~' || replace(coalesce(conversation::text, ''), '-', '')]) $$;
+"""
+
+
+class SearchIndex(Index):
+    """A GIN index over a full-text document (`SEARCH_FUNCTIONS`), over the rows a condition
+    selects."""
+
+    INDEX_TYPE = "GIN"
+
+    def __init__(self, *, document: str, name: str, where: str) -> None:
+        super().__init__(LiteralValue(document), name=name)
+        # Without the pending list, a search never reads other users' unindexed rows.
+        self.extra = f" WITH (fastupdate = off) WHERE {where}"
+
+    def get_sql(self, schema_generator: BaseSchemaGenerator, model: type[Model], safe: bool) -> str:
+        return SEARCH_FUNCTIONS + super().get_sql(schema_generator, model, safe)
 
 
 class UniqueIndex(Index):
@@ -70,6 +109,10 @@ class User(Model):
     usage_rollups: fields.ReverseRelation[UsageRollup]
     budgets: fields.ReverseRelation[Budget]
     holds: fields.ReverseRelation[Hold]
+    folders: fields.ReverseRelation[Folder]
+    tags: fields.ReverseRelation[Tag]
+    shares: fields.ReverseRelation[Share]
+    feedback: fields.ReverseRelation[Feedback]
 
     class Meta:
         schema = SCHEMA
@@ -79,6 +122,56 @@ class User(Model):
 
     def __str__(self) -> str:
         return self.email
+
+
+class Label(Model):
+    """What a folder and a tag are: a name a user gives, once per user."""
+
+    name = fields.CharField(max_length=LABEL_MAX)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    if TYPE_CHECKING:
+        user_id: Any
+
+    class Meta:
+        abstract = True
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Folder(Label):
+    """A named place in a user's sidebar that holds conversations, one folder each."""
+
+    id = fields.UUIDField(primary_key=True, default=uuid7)
+    user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="folders", on_delete=fields.CASCADE
+    )
+
+    conversations: fields.ReverseRelation[Conversation]
+
+    class Meta:
+        schema = SCHEMA
+        table = "folders"
+        # A name once per user; serves the foreign key and listing by name.
+        unique_together = (("user", "name"),)
+
+
+class Tag(Label):
+    """A named label a user puts on any number of conversations."""
+
+    id = fields.UUIDField(primary_key=True, default=uuid7)
+    user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="tags", on_delete=fields.CASCADE
+    )
+
+    conversation_tags: fields.ReverseRelation[ConversationTag]
+
+    class Meta:
+        schema = SCHEMA
+        table = "tags"
+        unique_together = (("user", "name"),)
 
 
 class Conversation(Model):
@@ -104,13 +197,31 @@ class Conversation(Model):
     message_count = fields.IntField(
         null=True, description="messages stored, kept by the store; none: not counted yet"
     )
+    # Organisation: none of it is activity, so none of it moves updated_at.
+    archived_at = fields.DatetimeField(null=True)
+    pinned_at = fields.DatetimeField(null=True)
+    folder: fields.ForeignKeyNullableRelation[Folder] = fields.ForeignKeyField(
+        "models.Folder", related_name="conversations", null=True, on_delete=fields.SET_NULL
+    )
+    tag_ids: Any = fields.JSONField(
+        null=True, description="its tags (conversation_tags holds them for listing)"
+    )
+    temporary = fields.BooleanField(
+        default=False, description="deleted once the temporary period has passed"
+    )
+    trashed_at = fields.DatetimeField(
+        null=True, description="in the trash since; deleted once the trash period has passed"
+    )
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
 
     messages: fields.ReverseRelation[Message]
     tool_calls: fields.ReverseRelation[ToolCall]
+    conversation_tags: fields.ReverseRelation[ConversationTag]
+    shares: fields.ReverseRelation[Share]
     if TYPE_CHECKING:
         user_id: Any
+        folder_id: Any
 
     class Meta:
         schema = SCHEMA
@@ -122,6 +233,49 @@ class Conversation(Model):
             # A backend repairing after a crash finds the conversations with open calls.
             WhereIndex(
                 fields=("user_id", "id"), name="idx_conversations_open", where='"open_calls" > 0'
+            ),
+            # The sidebar: not archived, archived, pinned, in a folder; each by latest
+            # activity, so that every filter of the listing is one range scan.
+            WhereIndex(
+                fields=("user_id", "updated_at", "id"),
+                name="idx_conversations_listed",
+                where='"trashed_at" IS NULL AND "archived_at" IS NULL',
+            ),
+            WhereIndex(
+                fields=("user_id", "updated_at", "id"),
+                name="idx_conversations_archived",
+                where='"trashed_at" IS NULL AND "archived_at" IS NOT NULL',
+            ),
+            WhereIndex(
+                fields=("user_id", "updated_at", "id"),
+                name="idx_conversations_pinned",
+                where='"trashed_at" IS NULL AND "pinned_at" IS NOT NULL',
+            ),
+            # The trash, the latest trashed first.
+            WhereIndex(
+                fields=("user_id", "trashed_at", "id"),
+                name="idx_conversations_trash",
+                where='"trashed_at" IS NOT NULL',
+            ),
+            # Serves the foreign key too (a folder's deletion sets its conversations' NULL).
+            Index(
+                fields=("folder_id", "user_id", "updated_at", "id"),
+                name="idx_conversations_folder",
+            ),
+            # What `purge` deletes: the trash by age, temporary conversations by age.
+            WhereIndex(
+                fields=("trashed_at",),
+                name="idx_conversations_trashed",
+                where='"trashed_at" IS NOT NULL',
+            ),
+            WhereIndex(
+                fields=("created_at",), name="idx_conversations_temporary", where='"temporary"'
+            ),
+            # Titles by words (`search_messages`): the user's words, as for messages.
+            SearchIndex(
+                document="faceplate.search_document(user_id, id, created_at, title)",
+                name="idx_conversations_search",
+                where='"trashed_at" IS NULL',
             ),
         )
 
@@ -178,10 +332,13 @@ class Message(Model):
     replies: fields.ReverseRelation[Message]
     calls_made: fields.ReverseRelation[ToolCall]
     calls_answered: fields.ReverseRelation[ToolCall]
+    ratings: fields.ReverseRelation[Feedback]
     #: Filled in by `get_history`: how many messages share its parent (itself included), and
     #: its place among them in creation order, from 1 ("2 of 3").
     sibling_count: int = 1
     sibling_index: int = 1
+    #: Filled in by `get_history`: the owner's rating of it (`rate_message`), if any.
+    feedback: MessageFeedback | None = None
     if TYPE_CHECKING:
         conversation_id: Any
         parent_id: Any
@@ -215,10 +372,26 @@ class Message(Model):
                 name="idx_messages_forks",
                 where='"fork_segment_id" IS NOT NULL',
             ),
+            # What the user and the assistant wrote, by words (`search_messages`); the
+            # document carries the owner, the conversation and the time as tokens too.
+            SearchIndex(
+                document="faceplate.search_document(user_id, conversation_id, created_at, content)",
+                name="idx_messages_search",
+                where="\"role\" IN ('user', 'assistant')",
+            ),
         )
 
     def __str__(self) -> str:
         return f"{self.role}: {self.content or '(tool calls)'}"
+
+
+@dataclass(frozen=True)
+class MessageFeedback:
+    """A message's rating as its history shows it."""
+
+    rating: int | None
+    reasons: list[str]
+    comment: str | None
 
 
 class ToolCall(Model):
@@ -491,9 +664,116 @@ class Task(Model):
         return f"[{'x' if self.completed else ' '}] {self.title}"
 
 
+class ConversationTag(Model):
+    """A tag on a conversation, with the conversation's latest activity for listing by tag."""
+
+    id = fields.UUIDField(primary_key=True, default=uuid7)
+    user_id = fields.UUIDField(description="the conversation's owner")
+    conversation: fields.ForeignKeyRelation[Conversation] = fields.ForeignKeyField(
+        "models.Conversation", related_name="conversation_tags", on_delete=fields.CASCADE
+    )
+    tag: fields.ForeignKeyRelation[Tag] = fields.ForeignKeyField(
+        "models.Tag", related_name="conversation_tags", on_delete=fields.CASCADE
+    )
+    updated_at = fields.DatetimeField(
+        description="the conversation's, kept equal by a trigger on conversations"
+    )
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    if TYPE_CHECKING:
+        conversation_id: Any
+        tag_id: Any
+
+    class Meta:
+        schema = SCHEMA
+        table = "conversation_tags"
+        indexes = (
+            # A tag once per conversation; serves the conversation's foreign key.
+            UniqueIndex(fields=("conversation_id", "tag_id"), name="uidx_conversation_tags"),
+            # A tag's conversations by latest activity; serves the tag's foreign key.
+            Index(fields=("tag_id", "updated_at", "conversation_id"), name="idx_tagged_activity"),
+        )
+
+    def __str__(self) -> str:
+        return f"{self.tag_id} on {self.conversation_id}"
+
+
+class Share(Model):
+    """A read-only link to a conversation: as it was up to a message, or as it is."""
+
+    id = fields.UUIDField(primary_key=True, default=uuid7)
+    user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="shares", on_delete=fields.CASCADE
+    )
+    conversation: fields.ForeignKeyRelation[Conversation] = fields.ForeignKeyField(
+        "models.Conversation", related_name="shares", on_delete=fields.CASCADE
+    )
+    token_hash = fields.BinaryField(description="SHA-256 of the token; the token is not kept")
+    leaf_id = fields.UUIDField(null=True, description="a snapshot's last message")
+    live = fields.BooleanField(default=False, description="shows the conversation as it is")
+    created_at = fields.DatetimeField(auto_now_add=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    if TYPE_CHECKING:
+        user_id: Any
+        conversation_id: Any
+
+    class Meta:
+        schema = SCHEMA
+        table = "shares"
+        indexes = (
+            UniqueIndex(fields=("token_hash",), name="uidx_shares_token"),
+            # A user's shares, newest first; serves the user's foreign key.
+            Index(fields=("user_id", "created_at", "id"), name="idx_shares_user"),
+            Index(fields=("conversation_id",), name="idx_shares_conversation"),
+        )
+
+    def __str__(self) -> str:
+        return f"share of {self.conversation_id} ({'live' if self.live else 'snapshot'})"
+
+
+class Feedback(Model):
+    """A user's rating of a message (one per message), for the people who review answers."""
+
+    id = fields.UUIDField(primary_key=True, default=uuid7)
+    user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="feedback", on_delete=fields.CASCADE
+    )
+    message: fields.ForeignKeyRelation[Message] = fields.ForeignKeyField(
+        "models.Message", related_name="ratings", on_delete=fields.CASCADE
+    )
+    conversation_id = fields.UUIDField(description="the message's conversation")
+    rating = fields.SmallIntField(null=True, description="1 up, -1 down, none: no rating")
+    reasons: Any = fields.JSONField(default=list, description="short labels chosen by the user")
+    comment = fields.TextField(null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    if TYPE_CHECKING:
+        user_id: Any
+        message_id: Any
+
+    class Meta:
+        schema = SCHEMA
+        table = "feedback"
+        indexes = (
+            # One rating per message (a message has one owner); serves the foreign key.
+            UniqueIndex(fields=("message_id",), name="uidx_feedback_message"),
+            # What reviewers read: everything since a moment, or one rating since then.
+            Index(fields=("updated_at", "id"), name="idx_feedback_recent"),
+            Index(fields=("rating", "updated_at", "id"), name="idx_feedback_rating"),
+            Index(fields=("user_id",), name="idx_feedback_user"),
+        )
+
+    def __str__(self) -> str:
+        return f"{self.rating or 'no rating'} on {self.message_id}"
+
+
 #: The package's tables, parents before children.
 MODELS = (
     User,
+    Folder,
+    Tag,
     Conversation,
     Message,
     ToolCall,
@@ -504,6 +784,9 @@ MODELS = (
     Hold,
     MCPConfig,
     Task,
+    ConversationTag,
+    Share,
+    Feedback,
 )
 
 # Aerich's version table has no schema of its own and would land wherever search_path
@@ -514,11 +797,17 @@ __all__ = [
     "MODELS",
     "Budget",
     "Conversation",
+    "ConversationTag",
+    "Feedback",
+    "Folder",
     "Hold",
     "MCPConfig",
     "Message",
+    "MessageFeedback",
     "ModelPrice",
     "Role",
+    "Share",
+    "Tag",
     "Task",
     "ToolCall",
     "UsageDay",

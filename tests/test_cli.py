@@ -106,3 +106,39 @@ async def test_operator_input_is_refused_with_reasons(
             assert bad.returncode == 1 and variable in bad.stderr and "finite" in bad.stderr
     finally:
         await drop_database(faceplate_server, target.database)
+
+
+async def test_purge_deletes_the_expired_and_says_what_it_deleted(
+    faceplate_server: DatabaseTarget, tmp_path: Path
+) -> None:
+    target = await create_database(faceplate_server, "purge")
+    try:
+        env = {"FACEPLATE_DATABASE_URL": target.url(), "FACEPLATE_RETENTION_TRASH_DAYS": "2"}
+        assert faceplate_db_cli("upgrade", env=env, cwd=tmp_path).returncode == 0
+        conn = await connect(target)
+        try:
+            await conn.execute(
+                """INSERT INTO faceplate.users VALUES
+                       ('01890000-0000-7000-8000-000000000001', 'a@b.c', 's', now(), now());
+                   INSERT INTO faceplate.conversations (id, user_id, created_at, updated_at,
+                       trashed_at, temporary)
+                   SELECT gen_random_uuid(), '01890000-0000-7000-8000-000000000001', now(), now(),
+                       now() - n * interval '1 day' + interval '12 hours', false
+                   FROM generate_series(0, 4) n"""
+            )
+            run = faceplate_db_cli("purge", "--batch", "1", env=env, cwd=tmp_path)
+            assert run.returncode == 0, run.stderr
+            assert run.stdout.startswith("deleted 2 conversation(s): 2 from the trash (after 2"), (
+                run.stdout
+            )
+            assert "FACEPLATE_RETENTION_INACTIVE_DAYS is unset" in run.stdout
+            left = await conn.fetchval("SELECT count(*) FROM faceplate.conversations")
+            assert left == 3
+            bad = faceplate_db_cli(
+                "purge", env={**env, "FACEPLATE_RETENTION_INACTIVE_DAYS": "0"}, cwd=tmp_path
+            )
+            assert bad.returncode != 0 and "FACEPLATE_RETENTION_INACTIVE_DAYS" in bad.stderr
+        finally:
+            await conn.close()
+    finally:
+        await drop_database(faceplate_server, target.database)

@@ -151,3 +151,27 @@ def test_the_test_database_prefix_is_a_plain_identifier() -> None:
     for bad in ("My-App", "1abc", "a" * 51, 'x"; DROP'):
         with pytest.raises(ConfigError, match="FACEPLATE_TEST_DATABASE_PREFIX"):
             load_settings({"FACEPLATE_TEST_DATABASE_PREFIX": bad})
+
+
+def test_retention_defaults_overrides_and_refusals() -> None:
+    default = load_settings({}).retention
+    assert (default.trash_days, default.temporary_days, default.inactive_days) == (30, 30, None)
+    chosen = load_settings(
+        {
+            "FACEPLATE_RETENTION_TRASH_DAYS": "7",
+            "FACEPLATE_RETENTION_TEMPORARY_DAYS": "1",
+            "FACEPLATE_RETENTION_INACTIVE_DAYS": "365",
+        }
+    ).retention
+    assert (chosen.trash_days, chosen.temporary_days, chosen.inactive_days) == (7, 1, 365)
+    for variable, value in (
+        ("FACEPLATE_RETENTION_TRASH_DAYS", "0"),
+        ("FACEPLATE_RETENTION_TEMPORARY_DAYS", "-3"),
+        ("FACEPLATE_RETENTION_INACTIVE_DAYS", "0"),
+        ("FACEPLATE_RETENTION_INACTIVE_DAYS", "36501"),
+        ("FACEPLATE_RETENTION_TRASH_DAYS", "a week"),
+    ):
+        with pytest.raises(ConfigError, match=variable):
+            load_settings({variable: value})
+    limits = load_settings({"FACEPLATE_MAX_FOLDERS": "5", "FACEPLATE_MAX_SHARES": "9"}).limits
+    assert (limits.folders, limits.tags, limits.shares) == (5, 1_000, 9)

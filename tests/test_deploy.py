@@ -66,7 +66,26 @@ async def every_store_call(n: int) -> set[str]:
     settings = {"model": "m1", "system_prompt": "Be brief."}
     await call("update_conversation", **at, settings=settings, metadata={"tour": n})
     assert [c.id for c in (await call("list_conversations", **me)).items] == [chat.id]
+    folder = await call("create_folder", **me, name="Work")
+    await call("rename_folder", **me, folder_id=folder.id, name="Office")
+    assert [f.name for f in await call("list_folders", **me)] == ["Office"]
+    tag = await call("create_tag", **me, name="later")
+    await call("rename_tag", **me, tag_id=tag.id, name="soon")
+    assert [t.name for t in await call("list_tags", **me)] == ["soon"]
+    filed = {"folder_id": folder.id, "tag_ids": [tag.id]}
+    await call("organise_conversation", **at, pinned=True, **filed)
+    assert [c.id for c in (await fm.list_conversations(**me, tag_id=tag.id)).items] == [chat.id]
     await call("append_message", **at, role="user", content="What is open?")
+    [hit] = (await call("search_messages", **me, query="open")).items
+    assert hit.excerpt == "What is open"
+    link = await call("share_conversation", **at)
+    await call("update_share", **me, share_id=link.share.id)
+    assert [s.id for s in (await call("list_shares", **me)).items] == [link.share.id]
+    assert len((await call("get_shared", token=link.token)).history.items) == 1
+    await call("revoke_share", **me, share_id=link.share.id)
+    await call("delete_conversation", **at, permanently=False)
+    await call("restore_conversation", **at)
+    assert (await call("purge_expired")).total == 0
     await call("append_message", **at, role="assistant", tool_calls=[CALL])
     assert len(await call("list_open_tool_calls", **me)) == 1
     turn: list[dict[str, Any]] = [
@@ -86,6 +105,9 @@ async def every_store_call(n: int) -> set[str]:
     assert spent.cost == 3
     await call("release", **me, hold=await fm.reserve(**me, estimate=1))
     assert len(await call("get_turn", **at, turn_id=turn_id)) == 2
+    answer = (await fm.get_history(**at, limit=1)).items[0]
+    rated = await call("rate_message", **me, message_id=answer.id, rating=1)
+    assert [r.feedback.id for r in (await call("list_feedback", since=start)).items] == [rated.id]
     history = await call("get_history", **at, limit=2)
     assert [m.content for m in history.items] == [None, "Nothing is open."]
     assert history.system == "Be brief."
@@ -112,6 +134,8 @@ async def every_store_call(n: int) -> set[str]:
     await call("complete_task", **me, task_id=task.id)
     assert (await call("list_tasks", **me, completed=True)).items[0].id == task.id
     await call("delete_task", **me, task_id=task.id)
+    await call("delete_folder", **me, folder_id=folder.id)
+    await call("delete_tag", **me, tag_id=tag.id)
     await call("delete_conversation", **at)
     await call("delete_user", **me)
     return called

@@ -229,6 +229,12 @@ async def test_later_migration_keeps_existing_rows_and_downgrades(
         "settings",
         "metadata",
         "message_count",
+        "archived_at",
+        "pinned_at",
+        "folder_id",
+        "tag_ids",
+        "temporary",
+        "trashed_at",
     ]
 
     nothing = faceplate_db_cli("downgrade", current, "--yes", url=url)

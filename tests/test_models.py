@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -33,11 +34,16 @@ async def columns(table: str) -> dict[str, tuple[str, bool]]:
 TABLES = (
     "aerich",
     "budgets",
+    "conversation_tags",
     "conversations",
+    "feedback",
+    "folders",
     "holds",
     "mcp_configs",
     "messages",
     "model_prices",
+    "shares",
+    "tags",
     "tasks",
     "tool_calls",
     "usage_days",
@@ -86,6 +92,12 @@ async def test_every_table_lives_in_the_faceplate_schema_and_none_in_public() ->
                 "settings": (JSONB, True),
                 "metadata": (JSONB, True),
                 "message_count": ("integer", True),
+                "archived_at": (TSTZ, True),
+                "pinned_at": (TSTZ, True),
+                "folder_id": (UUID, True),
+                "tag_ids": (JSONB, True),
+                "temporary": (BOOL, False),
+                "trashed_at": (TSTZ, True),
                 "created_at": (TSTZ, False),
                 "updated_at": (TSTZ, False),
             },
@@ -146,6 +158,57 @@ async def test_every_table_lives_in_the_faceplate_schema_and_none_in_public() ->
                 "updated_at": (TSTZ, False),
             },
         ),
+        *(
+            (
+                table,
+                {
+                    "id": (UUID, False),
+                    "user_id": (UUID, False),
+                    "name": (VARCHAR, False),
+                    "created_at": (TSTZ, False),
+                    "updated_at": (TSTZ, False),
+                },
+            )
+            for table in ("folders", "tags")
+        ),
+        (
+            "conversation_tags",
+            {
+                "id": (UUID, False),
+                "user_id": (UUID, False),
+                "conversation_id": (UUID, False),
+                "tag_id": (UUID, False),
+                "updated_at": (TSTZ, False),
+                "created_at": (TSTZ, False),
+            },
+        ),
+        (
+            "shares",
+            {
+                "id": (UUID, False),
+                "user_id": (UUID, False),
+                "conversation_id": (UUID, False),
+                "token_hash": ("bytea", False),
+                "leaf_id": (UUID, True),
+                "live": (BOOL, False),
+                "created_at": (TSTZ, False),
+                "updated_at": (TSTZ, False),
+            },
+        ),
+        (
+            "feedback",
+            {
+                "id": (UUID, False),
+                "user_id": (UUID, False),
+                "message_id": (UUID, False),
+                "conversation_id": (UUID, False),
+                "rating": ("smallint", True),
+                "reasons": (JSONB, False),
+                "comment": (TEXT, True),
+                "created_at": (TSTZ, False),
+                "updated_at": (TSTZ, False),
+            },
+        ),
         (
             "tasks",
             {
@@ -197,6 +260,16 @@ async def test_foreign_keys_cascade_on_delete() -> None:
         ("usage_rollups", "user_id", "users", "c"),
         ("budgets", "user_id", "users", "c"),
         ("holds", "user_id", "users", "c"),
+        # The sidebar's: a deleted folder leaves its conversations, in no folder.
+        ("folders", "user_id", "users", "c"),
+        ("tags", "user_id", "users", "c"),
+        ("conversations", "folder_id", "folders", "n"),
+        ("conversation_tags", "conversation_id", "conversations", "c"),
+        ("conversation_tags", "tag_id", "tags", "c"),
+        ("shares", "user_id", "users", "c"),
+        ("shares", "conversation_id", "conversations", "c"),
+        ("feedback", "user_id", "users", "c"),
+        ("feedback", "message_id", "messages", "c"),
     }
 
 
@@ -208,7 +281,10 @@ async def indexes() -> dict[str, tuple[str, bool, str]]:
            JOIN pg_class t ON t.oid = x.indrelid
            WHERE t.relnamespace = 'faceplate'::regnamespace AND NOT x.indisprimary"""
     )
-    return {r["name"]: (r["tab"], r["uniq"], r["def"].split(" USING btree ")[1]) for r in rows}
+    return {
+        r["name"]: (r["tab"], r["uniq"], re.split(r" USING (btree|gin) ", r["def"])[-1])
+        for r in rows
+    }
 
 
 async def test_indexes_follow_the_hot_queries() -> None:
@@ -218,6 +294,43 @@ async def test_indexes_follow_the_hot_queries() -> None:
         ("users", True, "(lower((email)::text))"),
         ("conversations", False, "(user_id, updated_at, id)"),
         ("conversations", False, "(user_id, id) WHERE (open_calls > 0)"),
+        *(
+            ("conversations", False, f"(user_id, updated_at, id) WHERE {where}")
+            for where in (
+                "((trashed_at IS NULL) AND (archived_at IS NULL))",
+                "((trashed_at IS NULL) AND (archived_at IS NOT NULL))",
+                "((trashed_at IS NULL) AND (pinned_at IS NOT NULL))",
+            )
+        ),
+        ("conversations", False, "(user_id, trashed_at, id) WHERE (trashed_at IS NOT NULL)"),
+        ("conversations", False, "(folder_id, user_id, updated_at, id)"),
+        ("conversations", False, "(trashed_at) WHERE (trashed_at IS NOT NULL)"),
+        ("conversations", False, "(created_at) WHERE temporary"),
+        (
+            "conversations",
+            False,
+            "(search_document(user_id, id, created_at, (title)::text)) "
+            "WITH (fastupdate=off) WHERE (trashed_at IS NULL)",
+        ),
+        (
+            "messages",
+            False,
+            "(search_document(user_id, conversation_id, created_at, content)) "
+            "WITH (fastupdate=off) "
+            "WHERE ((role)::text = ANY ((ARRAY['user'::character varying, "
+            "'assistant'::character varying])::text[]))",
+        ),
+        ("folders", True, "(user_id, name)"),
+        ("tags", True, "(user_id, name)"),
+        ("conversation_tags", True, "(conversation_id, tag_id)"),
+        ("conversation_tags", False, "(tag_id, updated_at, conversation_id)"),
+        ("shares", True, "(token_hash)"),
+        ("shares", False, "(user_id, created_at, id)"),
+        ("shares", False, "(conversation_id)"),
+        ("feedback", True, "(message_id)"),
+        ("feedback", False, "(updated_at, id)"),
+        ("feedback", False, "(rating, updated_at, id)"),
+        ("feedback", False, "(user_id)"),
         ("messages", False, "(conversation_id, created_at, id)"),
         ("messages", False, "(conversation_id, turn_id) WHERE (turn_id IS NOT NULL)"),
         ("messages", True, "(segment_id, depth)"),
@@ -257,6 +370,15 @@ async def test_every_foreign_key_leads_an_index() -> None:
         ("usage_rollups", "user_id"),
         ("budgets", "user_id"),
         ("holds", "user_id"),
+        ("folders", "user_id"),
+        ("tags", "user_id"),
+        ("conversations", "folder_id"),
+        ("conversation_tags", "conversation_id"),
+        ("conversation_tags", "tag_id"),
+        ("shares", "user_id"),
+        ("shares", "conversation_id"),
+        ("feedback", "user_id"),
+        ("feedback", "message_id"),
     ]:
         assert (child, column) in leading
 

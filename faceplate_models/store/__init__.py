@@ -10,7 +10,8 @@ retried once if the connection is lost.
 Queries are hand-written SQL: keyset pagination needs row comparisons Tortoise cannot
 express, and building the models straight from rows keeps the hot paths close to the
 driver. The models stay the public types. One module per area (users, conversations,
-messages and the tree's history, usage, MCP configs, tasks, consistency); the shared parts
+messages and the tree's history, usage, MCP configs, tasks, consistency, search, organise
+(folders, tags, archive, pin), retention (the purge), shares, feedback); the shared parts
 are internal: `_rows` (running work, pages, building models), `_cursors`, `_paths` (the
 tree's SQL). Listings return a `Page` (a history page, a `HistoryPage`), except where the
 whole answer is small and bounded, which their docstrings say.
@@ -25,7 +26,13 @@ from faceplate_models.store.conversations import (
     get_conversation,
     list_conversations,
     rename_conversation,
+    restore_conversation,
     update_conversation,
+)
+from faceplate_models.store.feedback import (
+    RatedMessage,
+    list_feedback,
+    rate_message,
 )
 from faceplate_models.store.history import (
     TreeNode,
@@ -50,6 +57,34 @@ from faceplate_models.store.messages import (
     append_turn,
     check_turn,
     edit_message,
+)
+from faceplate_models.store.organise import (
+    create_folder,
+    create_tag,
+    delete_folder,
+    delete_tag,
+    list_folders,
+    list_tags,
+    organise_conversation,
+    rename_folder,
+    rename_tag,
+)
+from faceplate_models.store.retention import (
+    Purged,
+    purge_expired,
+)
+from faceplate_models.store.search import (
+    SearchHit,
+    search_messages,
+)
+from faceplate_models.store.shares import (
+    SharedConversation,
+    ShareLink,
+    get_shared,
+    list_shares,
+    revoke_share,
+    share_conversation,
+    update_share,
 )
 from faceplate_models.store.tasks import (
     add_task,
@@ -96,6 +131,11 @@ __all__ = [
     "UNSET",
     "HistoryPage",
     "Page",
+    "Purged",
+    "RatedMessage",
+    "SearchHit",
+    "ShareLink",
+    "SharedConversation",
     "TreeNode",
     "Usage",
     "add_task",
@@ -105,9 +145,13 @@ __all__ = [
     "complete_task",
     "consistency_token",
     "create_conversation",
+    "create_folder",
+    "create_tag",
     "delete_branch",
     "delete_conversation",
+    "delete_folder",
     "delete_mcp_config",
+    "delete_tag",
     "delete_task",
     "delete_user",
     "edit_message",
@@ -115,6 +159,7 @@ __all__ = [
     "get_history",
     "get_mcp_config",
     "get_or_create_user",
+    "get_shared",
     "get_siblings",
     "get_task",
     "get_tree",
@@ -123,20 +168,34 @@ __all__ = [
     "get_user_by_subject",
     "import_mcp_servers",
     "list_conversations",
+    "list_feedback",
+    "list_folders",
     "list_mcp_configs",
     "list_open_tool_calls",
+    "list_shares",
+    "list_tags",
     "list_tasks",
+    "organise_conversation",
+    "purge_expired",
+    "rate_message",
     "read_after",
     "read_client",
     "regenerate",
     "release",
     "rename_conversation",
+    "rename_folder",
+    "rename_tag",
     "reserve",
+    "restore_conversation",
+    "revoke_share",
     "save_mcp_config",
+    "search_messages",
     "set_budget",
     "set_model_price",
+    "share_conversation",
     "switch_branch",
     "update_conversation",
+    "update_share",
     "update_task",
     "usage_summary",
 ]

@@ -22,23 +22,35 @@ from faceplate_models.validation import parsed
 HISTORY: Final = "history"
 TREE: Final = "tree"
 CONVERSATIONS: Final = "conversations"
+PINNED: Final = "pinned"
 TASKS: Final = "tasks"
+SEARCH: Final = "search"
+SHARES: Final = "shares"
+FEEDBACK: Final = "feedback"
 _KINDS: Final = {
     HISTORY: "a conversation's history",
     TREE: "a conversation's tree",
     CONVERSATIONS: "conversations",
+    PINNED: "conversations",
     TASKS: "tasks",
+    SEARCH: "search results",
+    SHARES: "shares",
+    FEEDBACK: "feedback",
 }
 _WHAT: Final = {
     HISTORY: "another conversation, or another user",
     TREE: "another conversation, or another user",
-    CONVERSATIONS: "another user",
+    CONVERSATIONS: "another user, or other filters",
+    PINNED: "another user, or other filters",
     TASKS: "another user, or another completed= filter",
+    SEARCH: "another user, another query or another conversation",
+    SHARES: "another user",
+    FEEDBACK: "other filters",
 }
 # Real rows are written now; anything far from now was not issued by this package, and
 # PostgreSQL and asyncpg cannot both take every datetime Python can.
 EARLIEST: Final = datetime(1900, 1, 1, tzinfo=UTC)
-_LATEST: Final = datetime(9999, 1, 1, tzinfo=UTC)
+LATEST: Final = datetime(9999, 1, 1, tzinfo=UTC)
 _MAX_LENGTH: Final = 200
 
 
@@ -57,6 +69,14 @@ def decode(
     field: str, cursor: object, kind: str, user_id: uuid.UUID, scope: object
 ) -> tuple[datetime, uuid.UUID]:
     """The position a cursor names, if it belongs to this listing; else `ValidationError`."""
+    return decode_any(field, cursor, (kind,), user_id, scope)[1:]
+
+
+def decode_any(
+    field: str, cursor: object, kinds: tuple[str, ...], user_id: uuid.UUID, scope: object
+) -> tuple[str, datetime, uuid.UUID]:
+    """The kind and position a cursor names, if it belongs to a listing of one of `kinds`
+    (the parts of one listing, as pinned conversations first and then the others)."""
     if not isinstance(cursor, str) or len(cursor) > _MAX_LENGTH:
         raise ValidationError(field, "must be a cursor string from a previous page")
 
@@ -67,14 +87,28 @@ def decode(
 
     problem = "is not a cursor this API issued"
     issued_kind, digest, moment, row_id = parsed(field, read, (ValueError,), problem)
-    if issued_kind != kind:
+    if issued_kind not in kinds:
         listing = _KINDS.get(issued_kind, "something else")
-        raise ValidationError(field, f"is a cursor of {listing}, not of {_KINDS[kind]}")
-    if digest != _scope(kind, user_id, scope):
-        raise ValidationError(field, f"is a cursor of {_WHAT[kind]}")
-    if moment.tzinfo is None or not EARLIEST <= moment < _LATEST:
+        raise ValidationError(field, f"is a cursor of {listing}, not of {_KINDS[kinds[0]]}")
+    if digest != _scope(issued_kind, user_id, scope):
+        raise ValidationError(field, f"is a cursor of {_WHAT[issued_kind]}")
+    if moment.tzinfo is None or not EARLIEST <= moment < LATEST:
         raise ValidationError(field, "names a time outside the range of stored rows")
-    return moment, row_id
+    return issued_kind, moment, row_id
 
 
-__all__ = ["CONVERSATIONS", "EARLIEST", "HISTORY", "TASKS", "TREE", "decode", "encode"]
+__all__ = [
+    "CONVERSATIONS",
+    "EARLIEST",
+    "FEEDBACK",
+    "HISTORY",
+    "LATEST",
+    "PINNED",
+    "SEARCH",
+    "SHARES",
+    "TASKS",
+    "TREE",
+    "decode",
+    "decode_any",
+    "encode",
+]

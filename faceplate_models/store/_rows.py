@@ -163,6 +163,15 @@ def execute(
     return run(in_transaction, user=user, long=True, conversation=conversation)
 
 
+async def delete_owned(table: str, what: str, key: uuid.UUID, uid: uuid.UUID) -> None:
+    """Delete row `key` of `table` if it is `uid`'s; else `NotFound` naming it a `what`."""
+    status = await execute(
+        f"DELETE FROM faceplate.{table} WHERE id = $1 AND user_id = $2", key, uid, user=uid
+    )
+    if status == "DELETE 0":
+        raise missing(what, key)
+
+
 def missing(what: str, key: object) -> NotFound:
     """The error for a row that does not exist or is another user's (the same words)."""
     return NotFound(f"{what} {key} not found (it does not exist, or it is not this user's)")
@@ -186,11 +195,14 @@ class Builder(Generic[M]):
         *,
         extra: tuple[str, ...] = (),
         given: tuple[str, ...] = (),
+        convert: dict[str, Callable[[Any], Any]] | None = None,
     ) -> None:
         self.model = model
         self.columns = [column.strip() for column in columns.split(",")]
-        # Computed columns after the model's (a message's siblings), kept as they come.
+        # Computed columns after the model's (a message's siblings), kept as they come
+        # unless `convert` has a function for one.
         self.extra = extra
+        self.convert = convert or {}
         # Fields the caller knows, passed to `many` rather than fetched with every row.
         self.given = given
         self._build: Callable[..., M] | None = None
@@ -232,7 +244,11 @@ class Builder(Generic[M]):
                 convert = f"None if {value} is None else {convert}"
             entries.append(f"{name!r}: {convert or value}")
         for index, name in enumerate(self.extra, len(self.columns)):
-            entries.append(f"{name!r}: row[{index}]")
+            if name in self.convert:
+                scope[f"convert_{index}"] = self.convert[name]
+                entries.append(f"{name!r}: convert_{index}(row[{index}])")
+            else:
+                entries.append(f"{name!r}: row[{index}]")
         entries += [f"{name!r}: given_{index}" for index, name in enumerate(self.given)]
         # Without some of the model's fields it is a partial instance, as `.only()` makes.
         partial = set(meta.db_fields) - set(self.columns) - set(self.given)
@@ -258,11 +274,16 @@ class Builder(Generic[M]):
 
 
 def builder(
-    model: type[M], columns: str, *, extra: tuple[str, ...] = (), given: tuple[str, ...] = ()
+    model: type[M],
+    columns: str,
+    *,
+    extra: tuple[str, ...] = (),
+    given: tuple[str, ...] = (),
+    convert: dict[str, Callable[[Any], Any]] | None = None,
 ) -> Builder[M]:
-    """A `Builder` of `model` instances from rows of `columns` (then `extra` ones), with the
-    fields `given` passed to `many`."""
-    return Builder(model, columns, extra=extra, given=given)
+    """A `Builder` of `model` instances from rows of `columns` (then `extra` ones, through
+    `convert`'s function where it has one), with the fields `given` passed to `many`."""
+    return Builder(model, columns, extra=extra, given=given, convert=convert)
 
 
 def within_budget(
@@ -389,6 +410,7 @@ __all__ = [
     "builder",
     "columns",
     "cut",
+    "delete_owned",
     "execute",
     "fetch",
     "fetchrow",

@@ -3,8 +3,10 @@ provider, system prompt, enabled MCP servers) and the application's own metadata
 
 from __future__ import annotations
 
+import functools
 import uuid
-from typing import Any, Final
+from datetime import datetime
+from typing import Any, Final, cast
 
 import asyncpg
 
@@ -24,13 +26,12 @@ from faceplate_models.store._rows import (
     below_limit,
     builder,
     columns,
+    cut,
     execute,
-    fetch,
     fetchrow,
     insert_owned,
     missing,
     now,
-    page,
     run,
     within_budget,
     write_row,
@@ -51,30 +52,76 @@ from faceplate_models.validation import (
 _COLUMNS = columns(Conversation)
 _conversations = builder(Conversation, _COLUMNS)
 
-# The listing queries are module constants so that the EXPLAIN tests check these very strings.
+_c = ", ".join(f"c.{column}" for column in _COLUMNS.split(", "))
 # A conversation's weight against a page's byte budget: its title, settings (a system prompt
 # may be long) and metadata.
 _SIZE: Final = (
-    "coalesce(octet_length(title), 0) + coalesce(octet_length(settings::text), 0)"
-    " + coalesce(octet_length(metadata::text), 0)"
+    "coalesce(octet_length(c.title), 0) + coalesce(octet_length(c.settings::text), 0)"
+    " + coalesce(octet_length(c.metadata::text), 0)"
 )
-_LATEST: Final = "updated_at DESC, id DESC"
-#: A user's conversations, latest activity first: $1 user, $2 limit, then the page's byte
-#: budget ($3), or the cursor ($3, $4) and the budget ($5).
-CONVERSATIONS_SQL = within_budget(
-    f"""SELECT {_COLUMNS}, {_SIZE} AS size FROM faceplate.conversations
-    WHERE user_id = $1 ORDER BY {_LATEST} LIMIT $2""",
-    columns=_COLUMNS,
-    order=_LATEST,
-    budget="$3",
-)
-CONVERSATIONS_AFTER_SQL = within_budget(
-    f"""SELECT {_COLUMNS}, {_SIZE} AS size FROM faceplate.conversations
-    WHERE user_id = $1 AND (updated_at, id) < ($3, $4) ORDER BY {_LATEST} LIMIT $2""",
-    columns=_COLUMNS,
-    order=_LATEST,
-    budget="$5",
-)
+
+
+def _key(trashed: bool) -> str:
+    """What a listing is ordered by: the trash by when each was trashed, others by activity."""
+    return "trashed_at" if trashed else "updated_at"
+
+
+@functools.cache
+def listing_sql(
+    *,
+    archived: bool | None = False,
+    pinned: bool | None = None,
+    folder: bool = False,
+    tag: bool = False,
+    trashed: bool = False,
+    after: bool = False,
+) -> str:
+    """A user's conversations, latest activity first, filtered: $1 user, $2 limit, then the
+    folder's or the tag's id, then the cursor (two parameters), then the page's byte budget.
+
+    Each filter reads one index in activity order (`Conversation.Meta.indexes`): the
+    sidebar's partial indexes, the folder's, or a tag's rows in their order (each carries
+    its conversation's activity, which a trigger keeps), each joined to its conversation."""
+    where = ["c.user_id = $1", f"c.trashed_at IS {'NOT ' * trashed}NULL"]
+    if archived is not None and not trashed:
+        where.append(f"c.archived_at IS {'NOT ' * archived}NULL")
+    if pinned is not None:
+        where.append(f"c.pinned_at IS {'NOT ' * pinned}NULL")
+    parameters = 2 + (folder or tag)
+    if folder:
+        where.append(f"c.folder_id = ${parameters}")
+    cursor = f"(${parameters + 1}, ${parameters + 2})" if after else None
+    key = _key(trashed)
+    parameters += 2 * after
+    if tag:
+        # The tag's rows in order, each joined to its conversation, until the page is full.
+        tagged = [f"t.tag_id = ${parameters - 2 * after}", "t.user_id = $1"]
+        if cursor:
+            tagged.append(f"(t.updated_at, t.conversation_id) < {cursor}")
+        columns = _c.replace("c.id", "t.conversation_id AS id").replace(
+            "c.updated_at", "t.updated_at AS updated_at"
+        )
+        select = f"""SELECT {columns}, size
+        FROM faceplate.conversation_tags t, LATERAL (
+            SELECT *, {_SIZE} AS size FROM faceplate.conversations c
+            WHERE c.id = t.conversation_id AND {" AND ".join(where)} OFFSET 0) c
+        WHERE {" AND ".join(tagged)}
+        ORDER BY t.updated_at DESC, t.conversation_id DESC LIMIT $2"""
+    else:
+        if cursor:
+            where.append(f"(c.{key}, c.id) < {cursor}")
+        select = f"""SELECT {_c}, {_SIZE} AS size FROM faceplate.conversations c
+        WHERE {" AND ".join(where)} ORDER BY c.{key} DESC, c.id DESC LIMIT $2"""
+    return within_budget(
+        select, columns=_COLUMNS, order=f"{key} DESC, id DESC", budget=f"${parameters + 1}"
+    )
+
+
+# The default listing's queries are module constants so that the EXPLAIN tests and the
+# benchmarks run these very strings: $1 user, $2 limit, then the page's byte budget ($3),
+# or the cursor ($3, $4) and the budget ($5).
+CONVERSATIONS_SQL: Final = listing_sql()
+CONVERSATIONS_AFTER_SQL: Final = listing_sql(after=True)
 
 
 #: What a conversation's settings may hold, and the most enabled MCP servers.
@@ -121,12 +168,15 @@ async def create_conversation(
     settings: dict[str, Any] | None = None,
     metadata: dict[str, Any] | None = None,
     conversation_id: uuid.UUID | str | None = None,
+    temporary: bool = False,
 ) -> Conversation:
     """Start a new, empty conversation, with its settings (`model`, `provider`,
     `system_prompt`, `mcp_servers`) and the application's `metadata`, if any.
 
-    `conversation_id`, a uuid7 the caller made, makes the call repeatable: a retry with
-    the same id returns the conversation stored the first time, as it is now."""
+    A `temporary` conversation is deleted by `purge` once FACEPLATE_RETENTION_TEMPORARY_DAYS
+    have passed since its creation. `conversation_id`, a uuid7 the caller made, makes the
+    call repeatable: a retry with the same id returns the conversation stored the first
+    time, as it is now."""
     uid = as_uuid("user_id", user_id)
     key = new_key("conversation_id", conversation_id)
     name = _title(title)
@@ -134,8 +184,9 @@ async def create_conversation(
         "conversations",
         _COLUMNS,
         f"""INSERT INTO faceplate.conversations ({_COLUMNS})
-            SELECT $2, $1, $3, NULL, 0, $4::jsonb, $5::jsonb, 0, $6::timestamptz, $6
-            WHERE {below_limit("conversations", "$7")}
+            SELECT $2, $1, $3, NULL, 0, $4::jsonb, $5::jsonb, 0, NULL, NULL, NULL, NULL, $7,
+                NULL, $6::timestamptz, $6
+            WHERE {below_limit("conversations", "$8")}
             ON CONFLICT (id) DO NOTHING RETURNING {_COLUMNS}""",
         uid,
         key,
@@ -143,6 +194,7 @@ async def create_conversation(
         _settings(settings),
         shape.metadata("metadata", metadata),
         now(),
+        flag("temporary", temporary),
         limit="conversations",
     )
     return _conversations(row)
@@ -166,29 +218,72 @@ async def get_conversation(
 
 
 async def list_conversations(
-    *, user_id: uuid.UUID | str, limit: int = 50, cursor: str | None = None
+    *,
+    user_id: uuid.UUID | str,
+    limit: int = 50,
+    cursor: str | None = None,
+    archived: bool | None = False,
+    folder_id: uuid.UUID | str | None = None,
+    tag_id: uuid.UUID | str | None = None,
+    pinned_first: bool = False,
+    trashed: bool = False,
 ) -> Page[Conversation]:
-    """The user's conversations, latest activity first, `limit` at a time.
+    """The user's conversations, latest activity first, `limit` at a time: by default the
+    ones not archived (`archived=True`: the archive; None: both), in one folder or with
+    one tag when given, the pinned ones first with `pinned_first=True`. `trashed=True`
+    lists the trash instead (archived or not), the latest trashed first. Trashed
+    conversations appear nowhere else.
 
     A conversation that gets a new message while someone pages moves to the front; it is
     not shown again on a later page, nor lost, only the page it was on moves.
     """
     uid = as_uuid("user_id", user_id)
     size = page_size(limit)
-    if cursor is None:
-        rows = await fetch(CONVERSATIONS_SQL, uid, size + 1, MAX_PAGE_BYTES, user=uid)
-    else:
-        position = cursors.decode("cursor", cursor, cursors.CONVERSATIONS, uid, None)
-        rows = await fetch(
-            CONVERSATIONS_AFTER_SQL, uid, size + 1, *position, MAX_PAGE_BYTES, user=uid
-        )
-    return page(
-        rows,
-        size,
-        _conversations,
-        lambda at, row_id: cursors.encode(cursors.CONVERSATIONS, uid, None, at, row_id),
-        "updated_at",
-    )
+    shown = flag("archived", archived, optional=True)
+    folder = None if folder_id is None else as_uuid("folder_id", folder_id)
+    tag = None if tag_id is None else as_uuid("tag_id", tag_id)
+    pinned_first = bool(flag("pinned_first", pinned_first))
+    if flag("trashed", trashed) and (folder or tag or pinned_first):
+        raise ValidationError("trashed", "lists the trash alone: no folder_id, tag_id or pinned")
+    if folder and tag:
+        raise ValidationError("tag_id", "filters alone: pass folder_id or tag_id, not both")
+    # The default listing's scope is None: its cursors are the ones it always issued.
+    filters = (shown, folder, tag, pinned_first, trashed)
+    scope = None if filters == (False, None, None, False, False) else filters
+    kinds = (cursors.PINNED, cursors.CONVERSATIONS) if pinned_first else (cursors.CONVERSATIONS,)
+    kind, position = kinds[0], cast(tuple[object, ...], ())
+    if cursor is not None:
+        kind, *at = cursors.decode_any("cursor", cursor, kinds, uid, scope)
+        position = (*at,)
+    filtered = [value for value in (folder, tag) if value]
+
+    async def read(conn: Connection) -> tuple[list[tuple[str, asyncpg.Record]], bool]:
+        rows: list[tuple[str, asyncpg.Record]] = []
+        after: tuple[object, ...] = position
+        for part in kinds[kinds.index(kind) :]:
+            sql = listing_sql(
+                archived=shown,
+                pinned=(part == cursors.PINNED) if pinned_first else None,
+                folder=bool(folder),
+                tag=bool(tag),
+                trashed=trashed,
+                after=bool(after),
+            )
+            found = await conn.fetch(
+                sql, uid, size + 1 - len(rows), *filtered, *after, MAX_PAGE_BYTES
+            )
+            rows += [(part, row) for row in found]
+            if cut(found) or len(rows) > size:  # the page goes on after its last row
+                return rows[:size], True
+            after = ()
+        return rows, False
+
+    rows, goes_on = await run(read, user=uid, read=True)
+    items = _conversations.many([row for _, row in rows])
+    if not goes_on:
+        return Page(items, None)
+    part, last = rows[-1]
+    return Page(items, cursors.encode(part, uid, scope, last[_key(trashed)], last["id"]))
 
 
 async def rename_conversation(
@@ -260,12 +355,17 @@ async def update_conversation(
 
 
 async def delete_conversation(
-    *, user_id: uuid.UUID | str, conversation_id: uuid.UUID | str
+    *, user_id: uuid.UUID | str, conversation_id: uuid.UUID | str, permanently: bool = True
 ) -> None:
     """Delete the conversation and all its messages (under the long statement timeout, since
-    a long history takes a while)."""
+    a long history takes a while); with `permanently=False`, move it to the trash instead,
+    from which `restore_conversation` brings it back until `purge` deletes it. Neither is
+    activity."""
     uid = as_uuid("user_id", user_id)
     cid = as_uuid("conversation_id", conversation_id)
+    if not flag("permanently", permanently):
+        await _trash(uid, cid, now())
+        return
     status = await execute(
         "DELETE FROM faceplate.conversations WHERE id = $1 AND user_id = $2",
         cid,
@@ -278,6 +378,33 @@ async def delete_conversation(
         raise missing("conversation", cid)
 
 
+# Trashing again keeps the first moment: the trash period runs from it.
+TRASH_SQL: Final = f"""UPDATE faceplate.conversations SET trashed_at = $3
+    WHERE id = $1 AND user_id = $2 AND trashed_at IS NULL RETURNING {_COLUMNS}"""
+RESTORE_SQL: Final = f"""UPDATE faceplate.conversations SET trashed_at = NULL
+    WHERE id = $1 AND user_id = $2 AND trashed_at IS NOT NULL RETURNING {_COLUMNS}"""
+
+
+async def _trash(uid: uuid.UUID, cid: uuid.UUID, at: datetime | None) -> Conversation:
+    if at is None:
+        row = await write_row(RESTORE_SQL, cid, uid, user=uid, conversation=cid)
+    else:
+        row = await write_row(TRASH_SQL, cid, uid, at, user=uid, conversation=cid)
+    if row is None:  # already where it was asked to be, or not the user's
+        return await get_conversation(user_id=uid, conversation_id=cid)
+    return _conversations(row)
+
+
+async def restore_conversation(
+    *, user_id: uuid.UUID | str, conversation_id: uuid.UUID | str
+) -> Conversation:
+    """Bring a conversation back from the trash, where it was; one not in the trash is
+    returned as it is. Not activity."""
+    return await _trash(
+        as_uuid("user_id", user_id), as_uuid("conversation_id", conversation_id), None
+    )
+
+
 __all__ = [
     "CONVERSATIONS_AFTER_SQL",
     "CONVERSATIONS_SQL",
@@ -285,6 +412,8 @@ __all__ = [
     "delete_conversation",
     "get_conversation",
     "list_conversations",
+    "listing_sql",
     "rename_conversation",
+    "restore_conversation",
     "update_conversation",
 ]

@@ -36,6 +36,7 @@ from faceplate_models.store._rows import (
     run,
     within_budget,
 )
+from faceplate_models.store.feedback import FEEDBACK_OF_SQL, feedback_of
 from faceplate_models.store.messages import COLUMNS, messages_of
 from faceplate_models.validation import MAX_PAGE_BYTES, as_uuid, page_size
 
@@ -51,10 +52,14 @@ PAGE_COLUMNS: Final = ", ".join(
     column for column in COLUMNS.split(", ") if column not in (*_BOOKKEEPING, *_GIVEN)
 )
 _page_messages = builder(
-    Message, PAGE_COLUMNS, extra=("sibling_count", "sibling_index"), given=_GIVEN
+    Message,
+    PAGE_COLUMNS,
+    extra=("sibling_count", "sibling_index", "feedback"),
+    given=_GIVEN,
+    convert={"feedback": feedback_of},
 )
 _m = ", ".join(f"m.{column}" for column in PAGE_COLUMNS.split(", "))
-_PAGE_OUT: Final = f"{PAGE_COLUMNS}, sibling_count, sibling_index"
+_PAGE_OUT: Final = f"{PAGE_COLUMNS}, sibling_count, sibling_index, feedback"
 # What a message weighs against a page's byte budget: its text as stored (octet_length reads
 # a TOASTed value's header, not the value) and its JSON as text.
 _SIZE: Final = " + ".join(
@@ -98,6 +103,7 @@ _PAGE_SELECT: Final = f"""SELECT {_m},
              ELSE (SELECT count(*) FROM faceplate.messages s
                    WHERE s.parent_id = m.parent_id AND s.user_id = $2 AND s.id <= m.id)
         END AS sibling_index,
+        ({FEEDBACK_OF_SQL.format(message="m.id")}) AS feedback,
         {_SIZE} AS size
     FROM forks c, LATERAL (  -- one range scan per segment (OFFSET 0: never a hash join)
         SELECT * FROM faceplate.messages
@@ -206,7 +212,7 @@ LOCK_SQL: Final = """SELECT id FROM faceplate.conversations
     WHERE id = $1 AND user_id = $2 FOR NO KEY UPDATE"""
 # Read after the lock, in a statement of its own: the lock's statement reads a snapshot
 # taken before it waited.
-_LEAF_SQL: Final = f"""SELECT p.id FROM faceplate.conversations c,
+LEAF_SQL: Final = f"""SELECT p.id FROM faceplate.conversations c,
     LATERAL {paths.leaf("c", "$2")} p WHERE c.id = $1 AND c.user_id = $2"""
 _TARGET_SQL: Final = """SELECT id, parent_id, depth, segment_id FROM faceplate.messages
     WHERE id = $3 AND conversation_id = $1 AND user_id = $2"""
@@ -447,7 +453,7 @@ async def delete_branch(
             target = await conn.fetchrow(_TARGET_SQL, cid, uid, mid)
             if target is None:
                 raise missing("message", mid)
-            leaf = await conn.fetchval(_LEAF_SQL, cid, uid)
+            leaf = await conn.fetchval(LEAF_SQL, cid, uid)
             inside = await conn.fetchval(_INSIDE_SQL, cid, uid, mid, leaf)
             status = await conn.execute(DELETE_BRANCH_SQL, cid, uid, mid)
             deleted = int(status.split()[-1])

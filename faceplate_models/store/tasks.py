@@ -12,7 +12,7 @@ from faceplate_models.store._rows import (
     below_limit,
     builder,
     columns,
-    execute,
+    delete_owned,
     fetch,
     fetchrow,
     insert_owned,
@@ -179,11 +179,7 @@ async def delete_task(*, user_id: uuid.UUID | str, task_id: uuid.UUID | str) -> 
     """Delete a task."""
     uid = as_uuid("user_id", user_id)
     tid = as_uuid("task_id", task_id)
-    status = await execute(
-        "DELETE FROM faceplate.tasks WHERE id = $1 AND user_id = $2", tid, uid, user=uid
-    )
-    if status == "DELETE 0":
-        raise missing("task", tid)
+    await delete_owned("tasks", "task", tid, uid)
 
 
 __all__ = [

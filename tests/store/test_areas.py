@@ -17,8 +17,22 @@ from uuid6 import uuid7
 import faceplate_models as fm
 from faceplate_models import store
 from faceplate_models.errors import Conflict, NotFound, ValidationError
+from faceplate_models.store import (
+    _cursors as cursors,
+)
 from faceplate_models.store import _rows as rows
-from faceplate_models.store import conversations, history, messages, tasks, usage
+from faceplate_models.store import (
+    conversations,
+    feedback,
+    history,
+    messages,
+    organise,
+    retention,
+    search,
+    shares,
+    tasks,
+    usage,
+)
 from faceplate_models.validation import MAX_PAGE_BYTES
 
 pytestmark = pytest.mark.usefixtures("faceplate_db")
@@ -577,11 +591,14 @@ async def test_hot_queries_use_their_indexes() -> None:
             for cid, uid in chats[:200]
             for i in range(100)
         ]
-        await conn.executemany(
-            """INSERT INTO faceplate.messages (id, conversation_id, role, content, created_at)
-               VALUES ($1, $2, 'user', 'hi', $3)""",
-            [(mid, cid, at) for mid, cid, _, at in seeded],
-        )
+        # In batches: each message is placed by a trigger and indexed for search, and one
+        # call of 20,000 would come close to the statement's time bound on a slow disk.
+        for first in range(0, len(seeded), 2000):
+            await conn.executemany(
+                """INSERT INTO faceplate.messages (id, conversation_id, role, content, created_at)
+                   VALUES ($1, $2, 'user', 'hi', $3)""",
+                [(mid, cid, at) for mid, cid, _, at in seeded[first : first + 2000]],
+            )
         # A year of usage for every user: three models a day, and a row per conversation-day.
         usage_columns = (
             "id, user_id, day, provider, model, answers, input_tokens, cached_input_tokens, "
@@ -637,6 +654,50 @@ async def test_hot_queries_use_their_indexes() -> None:
                 for i in range(1000)
             ],
         )
+        # The sidebar: folders and tags, some conversations archived, pinned, trashed or
+        # temporary, shares of them and ratings of their messages.
+        folders = [(uuid7(), u.id, f"folder {n}") for u in users for n in range(10)]
+        await conn.executemany(
+            "INSERT INTO faceplate.folders VALUES ($1, $3, $4, $4, $2)",
+            [(fid, uid, name, start) for fid, uid, name in folders],
+        )
+        tags = [(uuid7(), u.id, f"tag {n}") for u in users for n in range(10)]
+        await conn.executemany(
+            "INSERT INTO faceplate.tags VALUES ($1, $3, $4, $4, $2)",
+            [(tid, uid, name, start) for tid, uid, name in tags],
+        )
+        await conn.execute(
+            """UPDATE faceplate.conversations c SET
+                archived_at = CASE WHEN n % 3 = 0 THEN $1::timestamptz END,
+                pinned_at = CASE WHEN n % 97 = 0 THEN $1 END,
+                trashed_at = CASE WHEN n % 5 = 1 THEN $1 + n * interval '1 second' END,
+                temporary = n % 40 = 2,
+                folder_id = CASE WHEN n % 10 = 0 THEN (
+                    SELECT id FROM faceplate.folders f WHERE f.user_id = c.user_id LIMIT 1) END
+            FROM (SELECT id, row_number() OVER (ORDER BY id) AS n
+                  FROM faceplate.conversations) numbered WHERE numbered.id = c.id""",
+            start,
+        )
+        await conn.executemany(
+            """INSERT INTO faceplate.conversation_tags
+               (id, user_id, conversation_id, tag_id, updated_at, created_at)
+               SELECT $1, c.user_id, c.id, $3, c.updated_at, c.created_at
+               FROM faceplate.conversations c WHERE c.id = $2""",
+            [(uuid7(), cid, tags[0][0]) for cid, _ in chats[:1000]]
+            + [
+                (uuid7(), cid, tags[10 * (i // 50) + i % 10][0])
+                for i, (cid, _) in enumerate(chats[1000:], 50)
+            ],
+        )
+        await conn.executemany(
+            """INSERT INTO faceplate.shares VALUES ($1, $2, NULL, false, $3, $3, $4, $5)""",
+            [(uuid7(), uuid7().bytes, start, cid, uid) for cid, uid in chats[::4]],
+        )
+        await conn.executemany(
+            """INSERT INTO faceplate.feedback
+               VALUES ($1, $2, 1, '[]', NULL, $3, $3, $4, $5)""",
+            [(uuid7(), cid, at, mid, uid) for mid, cid, uid, at in seeded[::5]],
+        )
     cid = chats[0][0]
     # The first chat becomes a tree: a regenerated answer every few messages, each on its
     # branch with a tool call still open, the main line active again after each.
@@ -651,7 +712,8 @@ async def test_hot_queries_use_their_indexes() -> None:
         await conn.execute(
             "ANALYZE faceplate.conversations, faceplate.messages, faceplate.tool_calls, "
             "faceplate.tasks, faceplate.usage_days, faceplate.usage_rollups, "
-            "faceplate.model_prices, faceplate.holds"
+            "faceplate.model_prices, faceplate.holds, faceplate.folders, faceplate.tags, "
+            "faceplate.conversation_tags, faceplate.shares, faceplate.feedback"
         )
     middle, at_time, some_id = line[50].id, start + timedelta(seconds=50), uuid7()
     month_ago = (start - timedelta(days=30)).date()
@@ -711,6 +773,73 @@ async def test_hot_queries_use_their_indexes() -> None:
             some_id,
             budget,
         ),
+        **{
+            f"conversations, {name}": await explain(
+                conversations.listing_sql(**filters), ada.id, 51, *args, budget
+            )
+            for name, filters, args in (
+                ("archived", {"archived": True}, ()),
+                ("all", {"archived": None}, ()),
+                ("pinned", {"pinned": True}, ()),
+                ("not pinned, after", {"pinned": False, "after": True}, (start, some_id)),
+                ("in a folder", {"folder": True}, (folders[0][0],)),
+                ("with a tag", {"tag": True}, (tags[0][0],)),
+                ("with a tag, after", {"tag": True, "after": True}, (tags[0][0], start, some_id)),
+                ("in the trash", {"trashed": True}, ()),
+            )
+        },
+        "organise": await explain(
+            organise.ORGANISE_SQL,
+            cid,
+            ada.id,
+            True,
+            True,
+            False,
+            None,
+            False,
+            None,
+            False,
+            None,
+            start,
+        ),
+        "delete a tag": await explain(organise.UNTAG_ALL_SQL, str(tags[1][0]), ada.id),
+        **{
+            f"search{label}": await explain(
+                search.SEARCH_SQL,
+                ada.id,
+                words,
+                21,
+                *position,
+                search.bucket(start),
+                search.token(ada.id),
+                f"{search.token(ada.id)}.",
+            )
+            for label, words, position in (
+                ("", "hi", (cursors.LATEST, some_id)),
+                (", absent", "nowhere", (cursors.LATEST, some_id)),
+                (", after", "hi -there", (start, some_id)),
+            )
+        },
+        "shares": await explain(shares.SHARES_SQL, ada.id, 51),
+        "shared": await explain(shares.SHARED_SQL, uuid7().bytes),
+        "rate": await explain(feedback.RATE_SQL, ada.id, middle, some_id, 1, "[]", None, start),
+        "feedback": await explain(
+            feedback.feedback_sql(by_rating=False, after=False), start, 51, budget
+        ),
+        "feedback by rating, after": await explain(
+            feedback.feedback_sql(by_rating=True, after=True),
+            start,
+            51,
+            -1,
+            start,
+            some_id,
+            budget,
+        ),
+        "purge the trash": await explain(retention.PURGE_SQL["trashed"], start, 100),
+        "purge temporary": await explain(retention.PURGE_SQL["temporary"], start, 100),
+        "purge inactive": await explain(
+            retention.PURGE_INACTIVE_SQL, uuid.UUID(int=0), ada.id, start, 100
+        ),
         "tasks": await explain(tasks.tasks_sql(False, False), ada.id, 51, budget),
         "tasks by state": await explain(tasks.tasks_sql(True, False), ada.id, 51, False, budget),
         "done tasks": await explain(tasks.tasks_sql(True, False), ada.id, 51, True, budget),
@@ -746,8 +875,29 @@ async def test_hot_queries_use_their_indexes() -> None:
         "usage by conversation": ("uidx_usage_rollups_key",),
         "reserve's lock": ("users_pkey",),
         "reserve": ("uidx_usage_days_key", "idx_holds_user"),
-        "conversations": ("idx_conversations_user_activity",),
-        "conversations after": ("idx_conversations_user_activity",),
+        "conversations": ("idx_conversations_listed",),
+        "conversations after": ("idx_conversations_listed",),
+        "conversations, archived": ("idx_conversations_archived",),
+        "conversations, all": ("idx_conversations_user_activity",),
+        "conversations, pinned": ("idx_conversations_pinned",),
+        "conversations, not pinned, after": ("idx_conversations_listed",),
+        "conversations, in a folder": ("idx_conversations_folder",),
+        "conversations, with a tag": ("idx_tagged_activity",),
+        "conversations, with a tag, after": ("idx_tagged_activity",),
+        "conversations, in the trash": ("idx_conversations_trash",),
+        "organise": ("conversations_pkey",),
+        "delete a tag": ("idx_tagged_activity",),
+        "search": ("idx_messages_search",),
+        "search, absent": ("idx_messages_search",),
+        "search, after": ("idx_conversations_search",),
+        "shares": ("idx_shares_user",),
+        "shared": ("uidx_shares_token",),
+        "rate": ("messages_pkey",),
+        "feedback": ("idx_feedback_recent",),
+        "feedback by rating, after": ("idx_feedback_rating",),
+        "purge the trash": ("idx_conversations_trashed",),
+        "purge temporary": ("idx_conversations_temporary",),
+        "purge inactive": ("idx_conversations_user_activity",),
         "tasks": ("idx_tasks_user_created",),
         "tasks by state": either,
         "done tasks": either,
@@ -758,10 +908,13 @@ async def test_hot_queries_use_their_indexes() -> None:
         # The one sort allowed: a history page's own rows (at most limit + 1) by depth, for
         # the running sum of its byte budget.
         budget_sorts = len(re.findall(r'"Sort Key": \["messages\.depth( DESC)?"\]', plan))
-        assert plan.count('"Sort"') == (budget_sorts if name.startswith("history") else 0), (
-            name,
-            plan,
-        )
+        # And a search's, which sorts the matches of one bucket of time, or at most 201 of
+        # all (`store.search`), never the user's history.
+        if not name.startswith("search"):
+            assert plan.count('"Sort"') == (budget_sorts if name.startswith("history") else 0), (
+                name,
+                plan,
+            )
         assert any(index in plan for index in expected_index[name]), (name, plan)
 
 
