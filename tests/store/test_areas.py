@@ -654,6 +654,15 @@ async def test_hot_queries_use_their_indexes() -> None:
                 for i in range(1000)
             ],
         )
+        # A service's worth of users, so that a user's row is found by its key, as it is in
+        # production, and not by reading a table of one page.
+        await conn.execute(
+            """INSERT INTO faceplate.users
+               SELECT gen_random_uuid(), 'filler' || n || '@example.com', 'filler|' || n,
+                   $1, $1
+               FROM generate_series(1, 5000) n""",
+            start,
+        )
         # The sidebar: folders and tags, some conversations archived, pinned, trashed or
         # temporary, shares of them and ratings of their messages.
         folders = [(uuid7(), u.id, f"folder {n}") for u in users for n in range(10)]
@@ -713,6 +722,7 @@ async def test_hot_queries_use_their_indexes() -> None:
             "ANALYZE faceplate.conversations, faceplate.messages, faceplate.tool_calls, "
             "faceplate.tasks, faceplate.usage_days, faceplate.usage_rollups, "
             "faceplate.model_prices, faceplate.holds, faceplate.folders, faceplate.tags, "
+            "faceplate.users, "
             "faceplate.conversation_tags, faceplate.shares, faceplate.feedback"
         )
     middle, at_time, some_id = line[50].id, start + timedelta(seconds=50), uuid7()
