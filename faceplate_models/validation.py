@@ -172,10 +172,10 @@ def role(value: object) -> Role:
 _ROLES: Final = [r.value for r in Role]
 
 
-def page_size(value: object) -> int:
-    """A page size from 1 to MAX_PAGE."""
-    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_PAGE:
-        raise ValidationError("limit", f"must be a whole number from 1 to {MAX_PAGE}")
+def page_size(value: object, most: int = MAX_PAGE) -> int:
+    """A page size from 1 to `most` (MAX_PAGE unless a listing allows fewer)."""
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= most:
+        raise ValidationError("limit", f"must be a whole number from 1 to {most}")
     return value
 
 

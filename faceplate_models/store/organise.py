@@ -33,7 +33,15 @@ from faceplate_models.store._rows import (
     run,
 )
 from faceplate_models.store.conversations import get_conversation
-from faceplate_models.validation import UNSET, Unset, as_uuid, flag, new_key, required_text
+from faceplate_models.validation import (
+    UNSET,
+    Unset,
+    as_uuid,
+    flag,
+    json_text,
+    new_key,
+    required_text,
+)
 
 _CONVERSATION_COLUMNS = columns(Conversation)
 _conversations = builder(Conversation, _CONVERSATION_COLUMNS)
@@ -268,7 +276,7 @@ async def organise_conversation(
                 folder_id is not UNSET,
                 folder,
                 tags is not None,
-                None if not tags else _json_list(tags),
+                json_text("tag_ids", [str(tag) for tag in tags]) if tags else None,
                 now(),
             )
             if row is None:
@@ -281,10 +289,6 @@ async def organise_conversation(
     if archive is None and pin is None and folder_id is UNSET and tags is None:
         return await get_conversation(user_id=uid, conversation_id=cid)
     return _conversations(await run(organise, user=uid, conversation=cid))
-
-
-def _json_list(ids: list[uuid.UUID]) -> str:
-    return "[" + ", ".join(f'"{tag}"' for tag in ids) + "]"
 
 
 __all__ = [

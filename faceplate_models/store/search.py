@@ -33,7 +33,7 @@ from typing import Final
 from faceplate_models.errors import ValidationError
 from faceplate_models.store import _cursors as cursors
 from faceplate_models.store._rows import Page, fetch, now
-from faceplate_models.validation import as_uuid, text
+from faceplate_models.validation import as_uuid, page_size, text
 
 #: Longest query, in characters; most results per page.
 MAX_QUERY: Final = 500
@@ -210,9 +210,7 @@ async def search_messages(
     """
     uid = as_uuid("user_id", user_id)
     words = _query(query)
-    size = limit if isinstance(limit, int) and not isinstance(limit, bool) else 0
-    if not 1 <= size <= MAX_RESULTS:
-        raise ValidationError("limit", f"must be a whole number from 1 to {MAX_RESULTS}")
+    size = page_size(limit, MAX_RESULTS)
     cid = None if conversation_id is None else as_uuid("conversation_id", conversation_id)
     scope = (words, cid)
     if cursor is None:
