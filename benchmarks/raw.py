@@ -135,6 +135,7 @@ class Raw:
                 [],
                 [],
                 len(opens),
+                [None for _ in drafts],  # complete messages, none streamed
                 None,
                 [uuid7() for _ in priced],
                 [provider for provider, _ in priced],

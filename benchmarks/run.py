@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import faceplate_models as fm
+from benchmarks import live
 from benchmarks.common import turn
 from benchmarks.raw import Raw
 from benchmarks.with_piccolo import Piccolo
@@ -107,6 +108,8 @@ FULL = Size(1_000, 1_000, 10_000, 10_000, rounds=300, concurrent_calls=20)
 SCALE = Size(20_000, 100_000, 1_000_000, 1_000_000, rounds=300, concurrent_calls=20)
 #: The branched conversation: between two forks of its active path this many messages, and
 #: at each fork the old answer's branch of `DEAD` messages (about 10,000 in all at 200).
+#: Replies the live replies' table streams.
+LIVE_REPLIES = 50
 STRETCH = 39
 DEAD = 10
 USAGE_COLUMNS = ["id", "user_id", "day", "provider", "model", *COUNTERS]
@@ -747,6 +750,9 @@ async def main(
             medians[operation] = {n: statistics.median(s) for n, s in samples.items()}
             p95[operation] = pct(samples["store"], 0.95)
 
+        live_rows: list[str] = []
+        if not only or any(o in "live replies" for o in only):
+            live_rows = live.table(await live.measure(data.heavy, LIVE_REPLIES), LIVE_REPLIES)
         throughput = {}
         if "get_history(100), newest" in calls:
             throughput = await concurrently(
@@ -763,6 +769,7 @@ async def main(
     wanted = embedded and not only
     replicas = await replica_rows(size, max(15, size.rounds // 3)) if wanted else []
     report(size, version, embedded, medians, p95, throughput, replicas)
+    print("\n".join(live_rows))
 
 
 def report(

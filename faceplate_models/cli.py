@@ -167,7 +167,9 @@ async def _purge(args: argparse.Namespace) -> int:
     print(
         f"deleted {done.total} conversation(s): {done.trashed} from the trash (after "
         f"{retention.trash_days} days), {done.temporary} temporary (after "
-        f"{retention.temporary_days} days), {inactive}"
+        f"{retention.temporary_days} days), {inactive}; marked {done.interrupted_replies} "
+        f"silent live reply(ies) interrupted; deleted {done.expired_sign_ins} expired OAuth "
+        "sign-in(s)"
     )
     return EXIT_OK
 

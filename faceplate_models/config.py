@@ -110,6 +110,42 @@ class Retention:
                 )
 
 
+@dataclass(frozen=True)
+class Streaming:
+    """How a live reply (`start_reply`) is written and followed: its text is stored at least
+    every `flush_ms` or `flush_bytes` of text, whichever comes first; a writer silent for
+    `timeout_s` (no text, no beat) is interrupted; a follower behind a transaction pooler,
+    where LISTEN cannot work, reads again every `poll_ms`."""
+
+    flush_ms: int = 250
+    flush_bytes: int = 1024
+    timeout_s: int = 30
+    poll_ms: int = 500
+
+    VARIABLES: ClassVar[dict[str, str]] = {
+        "flush_ms": "FACEPLATE_REPLY_FLUSH_MS",
+        "flush_bytes": "FACEPLATE_REPLY_FLUSH_BYTES",
+        "timeout_s": "FACEPLATE_REPLY_TIMEOUT",
+        "poll_ms": "FACEPLATE_REPLY_POLL_MS",
+    }
+    #: The range of each, so that a typo cannot make a writer flush per character or never.
+    RANGES: ClassVar[dict[str, tuple[int, int]]] = {
+        "flush_ms": (10, 60_000),
+        "flush_bytes": (1, 1_000_000),
+        "timeout_s": (2, 3_600),
+        "poll_ms": (10, 60_000),
+    }
+
+    def __post_init__(self) -> None:
+        for name, variable in self.VARIABLES.items():
+            value = getattr(self, name)
+            low, high = self.RANGES[name]
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise ConfigError(
+                    f"{variable} must be a whole number from {low} to {high}, not {value!r}"
+                )
+
+
 # A test database is named PREFIX_ and 12 hex digits: within PostgreSQL's 63 bytes, and a
 # plain identifier that needs no quoting anywhere.
 _TEST_DATABASE_PREFIX = re.compile(r"[a-z_][a-z0-9_]{0,49}")
@@ -243,6 +279,7 @@ class Settings:
     test_database_prefix: str = DEFAULT_TEST_DATABASE_PREFIX
     limits: Limits = field(default_factory=Limits)
     retention: Retention = field(default_factory=Retention)
+    streaming: Streaming = field(default_factory=Streaming)
     #: FACEPLATE_SECRET_KEYS, parsed: (id, 32-byte key) pairs, the first sealing.
     secret_keys: tuple[tuple[str, bytes], ...] = field(default=(), repr=False)
 
@@ -341,6 +378,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             **{
                 name: _number(env, variable, getattr(Retention, name), int)
                 for name, variable in Retention.VARIABLES.items()
+            }
+        ),
+        streaming=Streaming(
+            **{
+                name: _number(env, variable, getattr(Streaming, name), int)
+                for name, variable in Streaming.VARIABLES.items()
             }
         ),
         connect_timeout=seconds("FACEPLATE_DB_CONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT),

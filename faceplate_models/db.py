@@ -35,6 +35,7 @@ from faceplate_models.engine import FaceplateClient, PoolStats, current, describ
 from faceplate_models.engine.options import connection
 from faceplate_models.errors import ConfigError, DatabaseUnavailable, FaceplateError
 from faceplate_models.store import _quotas as quotas
+from faceplate_models.store import replies
 
 log = logging.getLogger(__name__)
 
@@ -167,6 +168,7 @@ async def init_db(
     config = tortoise_config(target, settings, replicas=replica_targets, app_models=models)
     embedded = url is None and settings.database_url is None
     quotas.use(settings.limits)
+    replies.use(settings.streaming)
     secrets.use(
         secrets.KeyRing(settings.secret_keys)
         if settings.secret_keys

@@ -99,6 +99,21 @@ class Conflict(FaceplateError):
     """The write would break a uniqueness rule, such as one email per user."""
 
 
+class ReplyClosed(Conflict):
+    """A live reply's writer was refused: the reply ended, was taken over, or its writer fell
+    silent past the timeout."""
+
+
+class SignInRequired(FaceplateError):
+    """The user's OAuth grant for an MCP server is missing or was refused by its provider:
+    the user signs in again."""
+
+
+class ProviderError(FaceplateError):
+    """An OAuth provider could not be reached, or answered with an error other than a
+    refusal of the grant."""
+
+
 class BudgetExceeded(FaceplateError):
     """A reservation would take the user past a budget's limit for its period."""
 
@@ -121,10 +136,13 @@ __all__ = [
     "NotFound",
     "OutcomeUnknown",
     "PoolTimeout",
+    "ProviderError",
     "QueryCanceled",
     "QuotaExceeded",
+    "ReplyClosed",
     "SecretError",
     "SerializationFailure",
+    "SignInRequired",
     "StatementTimeout",
     "ValidationError",
 ]

@@ -7,8 +7,10 @@ one handler that gives every `FaceplateError` a deliberate response.
     app = FastAPI(lifespan=lifespan)
     install_error_handlers(app)
 
-`RESPONSES` is the table (the most specific class wins): 404 `NotFound`, 409 `Conflict`,
-422 `ValidationError` in FastAPI's own shape, 503 with `Retry-After` for what a retry may
+`RESPONSES` is the table (the most specific class wins): 404 `NotFound`, 409 `Conflict`
+(a refused live-reply writer, `ReplyClosed`, too), 422 `ValidationError` in FastAPI's own
+shape, 403 `SignInRequired` (an MCP server's grant, not the application's session), 502
+`ProviderError`, 503 with `Retry-After` for what a retry may
 cure (the database unavailable, a pool wait, a statement or lock timeout, a serialization
 failure or a deadlock), and 500 for the rest (a configuration, secret, migration or other
 database error). The body of a 503 or a 500 says what kind of trouble it is and nothing
@@ -39,10 +41,12 @@ from faceplate_models.errors import (
     MigrationError,
     NotFound,
     OutcomeUnknown,
+    ProviderError,
     QueryCanceled,
     QuotaExceeded,
     SecretError,
     SerializationFailure,
+    SignInRequired,
     ValidationError,
 )
 
@@ -77,6 +81,9 @@ RESPONSES: Final[dict[type[FaceplateError], Response]] = {
     BudgetExceeded: Response(402),
     QuotaExceeded: Response(429),
     ValidationError: Response(422),
+    # Not the application's own sign-in (a 401 would log its user out): an MCP server's.
+    SignInRequired: Response(403),
+    ProviderError: Response(502, "an MCP server's OAuth provider failed the request"),
     DatabaseUnavailable: _UNAVAILABLE,
     OutcomeUnknown: Response(
         503,

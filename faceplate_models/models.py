@@ -30,6 +30,7 @@ MODEL_NAME_MAX = 200
 PROVIDER_MAX = 64
 FINISH_REASON_MAX = 64
 LABEL_MAX = 100
+URL_MAX = 2048
 
 
 class Role(StrEnum):
@@ -39,6 +40,14 @@ class Role(StrEnum):
     USER = "user"
     ASSISTANT = "assistant"
     TOOL = "tool"
+
+
+class ReplyStatus(StrEnum):
+    """Where a streamed reply is (`start_reply`); a complete message has none."""
+
+    STREAMING = "streaming"
+    INTERRUPTED = "interrupted"
+    FAILED = "failed"
 
 
 #: The full-text document of a message or a title: its words ('simple': no stemming, no stop
@@ -328,11 +337,19 @@ class Message(Model):
     metadata: Any = fields.JSONField(null=True, description="the application's own")
     created_at = fields.DatetimeField(auto_now_add=True)
     turn_id = fields.UUIDField(null=True, description="the append_turn call that stored it")
+    status = fields.CharField(
+        max_length=16,
+        null=True,
+        description="streaming, interrupted or failed (a reply's, `start_reply`); none: complete",
+    )
+    failure = fields.TextField(null=True, description="why its reply failed (`fail(reason)`)")
 
     replies: fields.ReverseRelation[Message]
     calls_made: fields.ReverseRelation[ToolCall]
     calls_answered: fields.ReverseRelation[ToolCall]
     ratings: fields.ReverseRelation[Feedback]
+    stream: fields.BackwardOneToOneRelation[Reply]
+    chunks: fields.ReverseRelation[ReplyChunk]
     #: Filled in by `get_history`: how many messages share its parent (itself included), and
     #: its place among them in creation order, from 1 ("2 of 3").
     sibling_count: int = 1
@@ -379,6 +396,10 @@ class Message(Model):
                 name="idx_messages_search",
                 where="\"role\" IN ('user', 'assistant')",
             ),
+            # Replies being written, for the sweep that marks the abandoned ones interrupted.
+            WhereIndex(
+                fields=("id",), name="idx_messages_streaming", where="\"status\" = 'streaming'"
+            ),
         )
 
     def __str__(self) -> str:
@@ -392,6 +413,68 @@ class MessageFeedback:
     rating: int | None
     reasons: list[str]
     comment: str | None
+
+
+class Reply(Model):
+    """An assistant message streamed as it is written (`start_reply`): its writer, how much
+    text it has, and until when the writer counts as alive."""
+
+    message: fields.OneToOneRelation[Message] = fields.OneToOneField(
+        "models.Message", related_name="stream", on_delete=fields.CASCADE, primary_key=True
+    )
+    user_id = fields.UUIDField(description="the conversation's owner")
+    conversation_id = fields.UUIDField()
+    turn_id = fields.UUIDField(null=True, description="the request it answers; a retry takes over")
+    writer = fields.UUIDField(description="the handle allowed to write; another is refused")
+    length = fields.IntField(default=0, description="characters stored in its chunks")
+    live_until = fields.DatetimeField(
+        null=True, description="the writer's last beat plus the timeout; none: it has ended"
+    )
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    if TYPE_CHECKING:
+        message_id: Any
+
+    class Meta:
+        schema = SCHEMA
+        table = "replies"
+        # A retried request (the same turn) finds the attempt it takes over.
+        indexes = (
+            WhereIndex(
+                fields=("conversation_id", "turn_id"),
+                name="idx_replies_turn",
+                where='"turn_id" IS NOT NULL',
+            ),
+        )
+
+    def __str__(self) -> str:
+        return f"reply {self.message_id} ({self.length} characters)"
+
+
+class ReplyChunk(Model):
+    """A piece of a reply's text, as one flush stored it; kept until the reply ends."""
+
+    # Made by the writer: no sequence, which the application's role would need a grant for.
+    id = fields.UUIDField(primary_key=True, default=uuid7)
+    # The message's, not the `Reply`'s: Tortoise cannot refer to a key that is itself a
+    # relation.
+    message: fields.ForeignKeyRelation[Message] = fields.ForeignKeyField(
+        "models.Message", related_name="chunks", on_delete=fields.CASCADE
+    )
+    at = fields.IntField(description="characters of the reply before it")
+    text = fields.TextField()
+
+    if TYPE_CHECKING:
+        message_id: Any
+
+    class Meta:
+        schema = SCHEMA
+        table = "reply_chunks"
+        # The reply's text in order; serves the foreign key.
+        unique_together = (("message", "at"),)
+
+    def __str__(self) -> str:
+        return f"{len(self.text)} characters at {self.at}"
 
 
 class ToolCall(Model):
@@ -619,8 +702,13 @@ class MCPConfig(Model):
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
 
+    grant: fields.BackwardOneToOneRelation[OAuthGrant]
+    sign_ins: fields.ReverseRelation[OAuthSignIn]
+
     #: The decrypted secrets, filled in only by `get_mcp_config(..., reveal_secrets=True)`.
     secrets: dict[str, str] | None = None
+    #: Filled in by `import_mcp_servers`: what of the imported entry was not stored, and why.
+    left_out: list[str] | None = None
 
     if TYPE_CHECKING:
         user_id: Any
@@ -633,6 +721,99 @@ class MCPConfig(Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class OAuthClient(Model):
+    """This application's registration with an OAuth authorization server, made once per
+    server, redirect URI and client metadata and reused by every user."""
+
+    id = fields.UUIDField(primary_key=True, default=uuid7)
+    lookup = fields.CharField(
+        max_length=64, unique=True, description="SHA-256 of server, redirect URI, metadata"
+    )
+    server = fields.CharField(max_length=URL_MAX, description="the MCP server it is for")
+    issuer = fields.CharField(max_length=URL_MAX, null=True)
+    # The client information (it may hold a client secret) is sealed, as MCP secrets are.
+    key_id = fields.CharField(max_length=32)
+    box = fields.BinaryField()
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    grants: fields.ReverseRelation[OAuthGrant]
+
+    class Meta:
+        schema = SCHEMA
+        table = "oauth_clients"
+
+    def __str__(self) -> str:
+        return f"OAuth client for {self.server}"
+
+
+class OAuthGrant(Model):
+    """A user's OAuth tokens for one MCP config: sealed, with absolute expiry and a generation
+    that every write must follow."""
+
+    id = fields.UUIDField(primary_key=True, default=uuid7)
+    mcp_config: fields.OneToOneRelation[MCPConfig] = fields.OneToOneField(
+        "models.MCPConfig", related_name="grant", on_delete=fields.CASCADE
+    )
+    user_id = fields.UUIDField(description="the config's owner")
+    client: fields.ForeignKeyNullableRelation[OAuthClient] = fields.ForeignKeyField(
+        "models.OAuthClient", related_name="grants", null=True, on_delete=fields.SET_NULL
+    )
+    generation = fields.BigIntField(default=0, description="one more with every token written")
+    key_id = fields.CharField(max_length=32, null=True)
+    box = fields.BinaryField(null=True, description="the tokens, sealed for this generation")
+    expires_at = fields.DatetimeField(null=True, description="when the access token expires")
+    needs_sign_in = fields.BooleanField(
+        default=False, description="the provider refused the refresh: the user signs in again"
+    )
+    failure = fields.TextField(null=True, description="the provider's last refusal")
+    lease_until = fields.DatetimeField(null=True, description="a refresh under way, until then")
+    created_at = fields.DatetimeField(auto_now_add=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    if TYPE_CHECKING:
+        mcp_config_id: Any
+        client_id: Any
+
+    class Meta:
+        schema = SCHEMA
+        table = "oauth_grants"
+        # The client's grants, for the foreign key's SET NULL.
+        indexes = (Index(fields=("client_id",), name="idx_oauth_grants_client"),)
+
+    def __str__(self) -> str:
+        return f"grant {self.id} (generation {self.generation})"
+
+
+class OAuthSignIn(Model):
+    """A sign-in under way: its PKCE verifier sealed, found by its state's hash, used once."""
+
+    id = fields.UUIDField(primary_key=True, default=uuid7)
+    mcp_config: fields.ForeignKeyRelation[MCPConfig] = fields.ForeignKeyField(
+        "models.MCPConfig", related_name="sign_ins", on_delete=fields.CASCADE
+    )
+    user_id = fields.UUIDField()
+    state_hash = fields.CharField(max_length=64, unique=True, description="SHA-256 of the state")
+    key_id = fields.CharField(max_length=32)
+    box = fields.BinaryField(description="the PKCE verifier, sealed")
+    expires_at = fields.DatetimeField()
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    if TYPE_CHECKING:
+        mcp_config_id: Any
+
+    class Meta:
+        schema = SCHEMA
+        table = "oauth_sign_ins"
+        indexes = (
+            # Serves the foreign key; and what `purge` deletes, by age.
+            Index(fields=("mcp_config_id",), name="idx_oauth_sign_ins_config"),
+            Index(fields=("expires_at",), name="idx_oauth_sign_ins_expiry"),
+        )
+
+    def __str__(self) -> str:
+        return f"sign-in {self.id}"
 
 
 class Task(Model):
@@ -776,6 +957,8 @@ MODELS = (
     Tag,
     Conversation,
     Message,
+    Reply,
+    ReplyChunk,
     ToolCall,
     ModelPrice,
     UsageDay,
@@ -783,6 +966,9 @@ MODELS = (
     Budget,
     Hold,
     MCPConfig,
+    OAuthClient,
+    OAuthGrant,
+    OAuthSignIn,
     Task,
     ConversationTag,
     Share,
@@ -805,6 +991,12 @@ __all__ = [
     "Message",
     "MessageFeedback",
     "ModelPrice",
+    "OAuthClient",
+    "OAuthGrant",
+    "OAuthSignIn",
+    "Reply",
+    "ReplyChunk",
+    "ReplyStatus",
     "Role",
     "Share",
     "Tag",

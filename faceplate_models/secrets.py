@@ -20,6 +20,7 @@ key in batches, each its own transaction, skipping rows a live request holds.
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import logging
 import os
@@ -43,6 +44,7 @@ _TAG_BYTES: Final = 16
 DEVELOPMENT_KEY_FILE: Final = "secret-key"
 _AAD_PREFIX: Final = b"faceplate/mcp-secrets/v1\x00"
 _VERSIONED_AAD_PREFIX: Final = b"faceplate/mcp-secrets/v2\x00"
+_RECORD_AAD_PREFIX: Final = b"faceplate/record/v1\x00"
 
 
 @dataclass(frozen=True)
@@ -160,6 +162,39 @@ def open_box(
     return opened
 
 
+def seal_record(kind: str, identity: list[str], record: Mapping[str, object]) -> tuple[str, bytes]:
+    """Encrypt `record` (JSON) for the row that `kind` and `identity` name (its associated
+    data, as for MCP secrets): (the key id, the box). OAuth tokens, client registrations and
+    sign-ins are sealed so."""
+    ring = _ring_or_refuse(f"store {kind}")
+    key = ring.key(ring.primary)
+    assert key is not None  # noqa: S101 - the primary is one of the ring's keys
+    nonce = os.urandom(NONCE_BYTES)
+    aad = _RECORD_AAD_PREFIX + json.dumps([kind, *identity]).encode()
+    return ring.primary, nonce + AESGCM(key).encrypt(nonce, json.dumps(record).encode(), aad)
+
+
+def open_record(kind: str, identity: list[str], key_id: str, box: bytes) -> dict[str, object]:
+    """Decrypt a record `seal_record` sealed for this row; `SecretError` when it was not."""
+    ring = _ring_or_refuse(f"read {kind}")
+    key = ring.key(key_id)
+    if key is None:
+        raise ConfigError(
+            f"a stored {kind} is sealed with key {key_id!r}, which FACEPLATE_SECRET_KEYS does "
+            "not hold: add that key back (after the current one)"
+        )
+    aad = _RECORD_AAD_PREFIX + json.dumps([kind, *identity]).encode()
+    try:
+        opened: dict[str, object] = json.loads(
+            AESGCM(key).decrypt(box[:NONCE_BYTES], box[NONCE_BYTES:], aad)
+        )
+    except (InvalidTag, ValueError):
+        raise SecretError(
+            f"a stored {kind} does not open: it was altered, or copied from another row"
+        ) from None
+    return opened
+
+
 # --- rotation ----------------------------------------------------------------------------
 
 # Boxes under another key, or sealed before versions.
@@ -174,6 +209,59 @@ _RESEAL = """UPDATE faceplate.mcp_configs AS c
 _REMAINING = f"""SELECT secret_key_id, count(*) AS n FROM faceplate.mcp_configs
     WHERE {_STALE} GROUP BY secret_key_id ORDER BY secret_key_id"""
 
+#: The kinds of record `seal_record` seals (bound into their associated data), each in its
+#: table, with the SQL of a row's identity.
+OAUTH_TOKENS: Final = "OAuth tokens"
+OAUTH_CLIENT: Final = "OAuth client registration"
+OAUTH_SIGN_IN: Final = "OAuth sign-in"
+_RECORDS: Final = (
+    (
+        OAUTH_TOKENS,
+        "oauth_grants",
+        "ARRAY[t.user_id::text, c.name::text, t.generation::text]",
+        "JOIN faceplate.mcp_configs c ON c.id = t.mcp_config_id",
+    ),
+    (OAUTH_CLIENT, "oauth_clients", "ARRAY[t.lookup::text]", ""),
+    (OAUTH_SIGN_IN, "oauth_sign_ins", "ARRAY[t.user_id::text, t.state_hash::text]", ""),
+)
+
+
+_REMAINING_RECORDS: Final = " UNION ALL ".join(
+    f"SELECT key_id, count(*) AS n FROM faceplate.{table} WHERE key_id <> $1 GROUP BY key_id"
+    for _, table, _, _ in _RECORDS
+)
+
+
+async def _reseal_records(
+    record: tuple[str, str, str, str], key_id: str, batch: int, conn: Connection
+) -> int:
+    """Re-seal one batch of a table's records under `key_id`; how many."""
+    kind, table, identity, join = record
+    async with current().atomic(conn, long=True):
+        rows = await conn.fetch(
+            f"""SELECT t.id, t.key_id, t.box, {identity} AS identity
+                FROM faceplate.{table} t {join} WHERE t.key_id <> $1
+                ORDER BY t.id LIMIT $2 FOR UPDATE OF t SKIP LOCKED""",
+            key_id,
+            batch,
+        )
+        boxes = [
+            seal_record(
+                kind,
+                list(row["identity"]),
+                open_record(kind, list(row["identity"]), row["key_id"], row["box"]),
+            )[1]
+            for row in rows
+        ]
+        await conn.execute(
+            f"""UPDATE faceplate.{table} AS t SET key_id = $1, box = r.box
+                FROM unnest($2::uuid[], $3::bytea[]) AS r(id, box) WHERE t.id = r.id""",
+            key_id,
+            [row["id"] for row in rows],
+            boxes,
+        )
+    return len(rows)
+
 
 @dataclass(frozen=True)
 class Rotation:
@@ -185,7 +273,8 @@ class Rotation:
 
 
 async def rotate(*, batch: int = 100) -> Rotation:
-    """Re-seal every box under the primary key, `batch` rows per transaction.
+    """Re-seal every box under the primary key, `batch` rows per transaction: MCP secrets,
+    then OAuth tokens, client registrations and sign-ins.
 
     Safe to interrupt and run again (each batch commits on its own) and beside live
     traffic (rows a request holds are skipped, and counted as remaining).
@@ -212,16 +301,28 @@ async def rotate(*, batch: int = 100) -> Rotation:
     while done := await client.run(one_batch, long=True):
         rotated += done
         log.info("re-sealed %d MCP secret boxes under key %r", rotated, ring.primary)
+    for record in _RECORDS:
+        sealing = functools.partial(_reseal_records, record, ring.primary, batch)
+        while done := await client.run(sealing, long=True):
+            rotated += done
     rows = await client.run(lambda conn: conn.fetch(_REMAINING, ring.primary))
-    return Rotation(ring.primary, rotated, {r["secret_key_id"]: r["n"] for r in rows})
+    remaining = {row["secret_key_id"]: row["n"] for row in rows}
+    for row in await client.run(lambda conn: conn.fetch(_REMAINING_RECORDS, ring.primary)):
+        remaining[row["key_id"]] = remaining.get(row["key_id"], 0) + row["n"]
+    return Rotation(ring.primary, rotated, dict(sorted(remaining.items())))
 
 
 __all__ = [
+    "OAUTH_CLIENT",
+    "OAUTH_SIGN_IN",
+    "OAUTH_TOKENS",
     "KeyRing",
     "Rotation",
     "development_ring",
     "open_box",
+    "open_record",
     "rotate",
     "seal",
+    "seal_record",
     "use",
 ]

@@ -127,6 +127,30 @@ async def every_store_call(n: int) -> set[str]:
     files = await call("get_mcp_config", **me, name="files", reveal_secrets=True)
     assert files.secrets == {"env.TOKEN": "t0k"}
     assert [c.name for c in await call("list_mcp_configs", **me)] == ["files", "todo"]
+    # A live reply, written and followed (NOTIFY in session mode, polling behind a pooler).
+    reply = await call("start_reply", **at, turn_id=uuid.uuid4(), flush_bytes=1)
+    await reply.write("Streamed.")
+    followed = fm.follow_reply(user_id=user.id, message_id=reply.message_id)
+    assert await anext(followed) == "Streamed."
+    await reply.finish(content="Streamed. Done.")
+    assert [text async for text in followed] == [" Done."]
+    # OAuth: a grant's generations, a single-flight refresh, a client, a sign-in.
+    grant = {**me, "name": "todo"}
+    await call("save_mcp_grant", **grant, generation=0, access_token="a", refresh_token="r")
+    assert (await call("get_mcp_grant", **grant)).generation == 1
+
+    async def refreshed(tokens: Any) -> dict[str, Any]:
+        return {"access_token": "b", "expires_in": 3600}
+
+    await fm.save_mcp_grant(
+        **grant, generation=1, access_token="a", refresh_token="r", expires_in=0
+    )
+    assert (await call("refresh_mcp_grant", **grant, refresh=refreshed)).access_token == "b"
+    client = {"server": "https://mcp.example.com", "redirect_uri": "https://app/cb", "metadata": {}}
+    await call("save_mcp_client", **client, client_info={"client_id": f"c{n}"})
+    assert (await call("get_mcp_client", **client)) is not None
+    await call("begin_mcp_sign_in", **grant, state=f"state{n}", code_verifier="v" * 43)
+    assert await call("complete_mcp_sign_in", **me, state=f"state{n}") == ("todo", "v" * 43)
     await call("delete_mcp_config", **me, name="todo")
     task = await call("add_task", **me, title="Renew the passport")
     assert (await call("get_task", **me, task_id=task.id)).title == "Renew the passport"

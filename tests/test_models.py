@@ -42,6 +42,11 @@ TABLES = (
     "mcp_configs",
     "messages",
     "model_prices",
+    "oauth_clients",
+    "oauth_grants",
+    "oauth_sign_ins",
+    "replies",
+    "reply_chunks",
     "shares",
     "tags",
     "tasks",
@@ -128,6 +133,8 @@ async def test_every_table_lives_in_the_faceplate_schema_and_none_in_public() ->
                 "metadata": (JSONB, True),
                 "created_at": (TSTZ, False),
                 "turn_id": (UUID, True),
+                "status": (VARCHAR, True),
+                "failure": (TEXT, True),
             },
         ),
         (
@@ -233,7 +240,9 @@ async def test_primary_keys_are_id() -> None:
            JOIN information_schema.key_column_usage kcu USING (constraint_schema, constraint_name)
            WHERE tc.table_schema = 'faceplate' AND tc.constraint_type = 'PRIMARY KEY'"""
     )
-    assert {(r["table_name"], r["column_name"]) for r in rows} == {(t, "id") for t in TABLES}
+    # A reply's row is its message's: keyed by the message.
+    keys = {(t, "message_id" if t == "replies" else "id") for t in TABLES}
+    assert {(r["table_name"], r["column_name"]) for r in rows} == keys
 
 
 async def test_foreign_keys_cascade_on_delete() -> None:
@@ -270,6 +279,13 @@ async def test_foreign_keys_cascade_on_delete() -> None:
         ("shares", "conversation_id", "conversations", "c"),
         ("feedback", "user_id", "users", "c"),
         ("feedback", "message_id", "messages", "c"),
+        # A live reply's row and text go with its message; OAuth with the MCP config, but a
+        # client registration is every user's and stays.
+        ("replies", "message_id", "messages", "c"),
+        ("reply_chunks", "message_id", "messages", "c"),
+        ("oauth_grants", "mcp_config_id", "mcp_configs", "c"),
+        ("oauth_grants", "client_id", "oauth_clients", "n"),
+        ("oauth_sign_ins", "mcp_config_id", "mcp_configs", "c"),
     }
 
 
@@ -349,6 +365,15 @@ async def test_indexes_follow_the_hot_queries() -> None:
         ("holds", False, "(user_id, expires_at)"),
         ("tasks", False, "(user_id, created_at, id)"),
         ("tasks", False, "(user_id, completed, created_at, id)"),
+        ("messages", False, "(id) WHERE ((status)::text = 'streaming'::text)"),
+        ("replies", False, "(conversation_id, turn_id) WHERE (turn_id IS NOT NULL)"),
+        ("reply_chunks", True, "(message_id, at)"),
+        ("oauth_clients", True, "(lookup)"),
+        ("oauth_grants", True, "(mcp_config_id)"),
+        ("oauth_grants", False, "(client_id)"),
+        ("oauth_sign_ins", True, "(state_hash)"),
+        ("oauth_sign_ins", False, "(mcp_config_id)"),
+        ("oauth_sign_ins", False, "(expires_at)"),
     }
 
 
@@ -378,6 +403,9 @@ async def test_every_foreign_key_leads_an_index() -> None:
         ("shares", "user_id"),
         ("shares", "conversation_id"),
         ("feedback", "user_id"),
+        ("reply_chunks", "message_id"),
+        ("oauth_grants", "client_id"),
+        ("oauth_sign_ins", "mcp_config_id"),
         ("feedback", "message_id"),
     ]:
         assert (child, column) in leading

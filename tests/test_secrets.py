@@ -37,11 +37,11 @@ def with_keys(*keys: str) -> Settings:
     return dataclasses.replace(load_settings(), secret_keys=parse_secret_keys(",".join(keys)))
 
 
-async def raw_table(target: DatabaseTarget) -> str:
-    """Everything stored in mcp_configs, as PostgreSQL prints it."""
+async def raw_table(target: DatabaseTarget, table: str = "mcp_configs") -> str:
+    """Everything stored in a table (MCP configs by default), as PostgreSQL prints it."""
     conn = await connect(target)
     try:
-        rows = await conn.fetch("SELECT c::text AS row FROM faceplate.mcp_configs c")
+        rows = await conn.fetch(f"SELECT c::text AS row FROM faceplate.{table} c")
     finally:
         await conn.close()
     return "\n".join(row["row"] for row in rows)
@@ -278,6 +278,36 @@ async def test_rotation_reseals_in_batches_beside_live_traffic(
 
 
 @pytest.mark.usefixtures("restore_db")
+async def test_rotation_reseals_oauth_tokens_clients_and_sign_ins(
+    faceplate_db: DatabaseTarget,
+) -> None:
+    old, new = key("o1"), key("o2")
+    await fm.init_db(faceplate_db.url(), settings=with_keys(old))
+    ada = await user()
+    await fm.save_mcp_config(user_id=ada.id, name="x", config={"url": "https://x/mcp"})
+    grant: dict[str, Any] = {"user_id": ada.id, "name": "x"}
+    await fm.save_mcp_grant(**grant, generation=0, access_token=TOKEN, refresh_token="r")
+    client: dict[str, Any] = {
+        "server": "https://x/mcp",
+        "redirect_uri": "https://app/cb",
+        "metadata": {},
+    }
+    await fm.save_mcp_client(**client, client_info={"client_id": "c", "client_secret": BEARER})
+    await fm.begin_mcp_sign_in(**grant, state="s", code_verifier="v" * 43)
+    stored = await raw_table(faceplate_db, "oauth_grants") + await raw_table(
+        faceplate_db, "oauth_clients"
+    )
+    assert TOKEN not in stored and BEARER not in stored  # sealed, never plain
+    await fm.init_db(faceplate_db.url(), settings=with_keys(new, old))
+    rotation = await secrets.rotate(batch=1)
+    assert (rotation.rotated, rotation.remaining) == (3, {})
+    await fm.init_db(faceplate_db.url(), settings=with_keys(new))  # the old key is gone
+    assert (await fm.get_mcp_grant(**grant)).access_token == TOKEN  # type: ignore[union-attr]
+    assert (await fm.get_mcp_client(**client)) == {"client_id": "c", "client_secret": BEARER}
+    assert await fm.complete_mcp_sign_in(user_id=ada.id, state="s") == ("x", "v" * 43)
+
+
+@pytest.mark.usefixtures("restore_db")
 async def test_a_missing_key_is_named_and_nothing_is_deleted(
     faceplate_db: DatabaseTarget,
 ) -> None:
@@ -411,7 +441,8 @@ VS_CODE = {
         (
             VS_CODE,
             {
-                "Perplexity": ("stdio", {"env.PERPLEXITY_API_KEY": "${input:perplexity-key}"}),
+                # A prompt only VS Code fills in is not a secret value: left out, and said.
+                "Perplexity": ("stdio", {}),
                 "github": ("http", {"headers.Authorization": BEARER}),
             },
         ),
@@ -431,6 +462,48 @@ async def test_importing_mcp_json_moves_values_into_secrets(
         assert "env" not in found.config or all(isinstance(n, str) for n in found.config["env"])
     stored = await raw_table(faceplate_db)
     assert TOKEN not in stored and BEARER not in stored
+
+
+async def test_the_import_refuses_rather_than_guesses() -> None:
+    ada = await user()
+    imported = await fm.import_mcp_servers(
+        user_id=ada.id,
+        document={
+            "mcpServers": {
+                # Windsurf names a URL server's address serverUrl.
+                "windsurf": {"serverUrl": "https://mcp.example.com/sse"},
+                "cli": {
+                    "command": "srv",
+                    "args": ["--api-key=" + TOKEN, "--token", TOKEN, "--verbose"],
+                    "envFile": "${workspaceFolder}/.env",
+                    "env": {"KEY": "${input:key}", "MODE": "fast"},
+                },
+            }
+        },
+    )
+    reports = {config.name: config.left_out for config in imported}
+    assert reports["windsurf"] == []
+    assert reports["cli"] is not None and len(reports["cli"]) == 2
+    assert any("envFile" in why for why in reports["cli"])
+    assert any("env.KEY" in why and "input" in why for why in reports["cli"])
+    windsurf = await fm.get_mcp_config(user_id=ada.id, name="windsurf", reveal_secrets=True)
+    assert windsurf.config == {"url": "https://mcp.example.com/sse", "transport": "http"}
+    cli = await fm.get_mcp_config(user_id=ada.id, name="cli", reveal_secrets=True)
+    assert TOKEN not in json.dumps(cli.config)
+    assert cli.secrets == {"args.0": TOKEN, "args.2": TOKEN, "env.MODE": "fast"}
+    launched = fm.launch_parameters(cli)
+    assert launched.args == ["--api-key=" + TOKEN, "--token", TOKEN, "--verbose"]  # type: ignore[union-attr]
+    assert launched.env == {"MODE": "fast"}  # type: ignore[union-attr]
+    stored = await fm.list_mcp_configs(user_id=ada.id, reveal_secrets=True)
+    assert [c.secrets for c in stored] == [cli.secrets, {}]
+    for bad, key_named in (
+        ({"q": {"url": "https://x.example.com/mcp?api_key=abc"}}, "'url'"),
+        ({"s": {"args": ["x"]}}, "'command'"),
+        ({"s": {"command": "x", "args": "x"}}, "'args'"),
+    ):
+        with pytest.raises(ValidationError, match=key_named) as caught:
+            await fm.import_mcp_servers(user_id=ada.id, document={"mcpServers": bad})
+        assert repr(next(iter(bad))) in str(caught.value)
 
 
 async def test_a_bad_document_imports_nothing() -> None:

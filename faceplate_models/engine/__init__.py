@@ -27,8 +27,8 @@ The parts, each owning its state: `failures` (what a failure means), `translatio
 `deadline`, `bounds` (the server's time bounds, rendered one way, and how both ends find a
 dead peer), `options` (the engine's settings), `pool` (the pool and a lease of one
 connection), `gates` (how much of the pool one conversation or user may hold), `retrier`,
-`transaction`, `executor` (the contract the store relies on) and
-`client` (Tortoise's hooks wired to them).
+`transaction`, `listener` (the process's one LISTEN connection), `executor` (the contract
+the store relies on) and `client` (Tortoise's hooks wired to them).
 """
 
 from faceplate_models.engine.bounds import (

@@ -22,6 +22,7 @@ from faceplate_models.engine.bounds import TimeBounds
 from faceplate_models.engine.deadline import GRACE
 from faceplate_models.engine.executor import Connection, Work
 from faceplate_models.engine.gates import Gates
+from faceplate_models.engine.listener import Listener
 from faceplate_models.engine.options import EngineOptions
 from faceplate_models.engine.pool import Lease, Pool, PoolStats
 from faceplate_models.engine.retrier import Retrier
@@ -69,6 +70,7 @@ class FaceplateClient(AsyncpgDBClient):
             opened=lambda: self._pool,
         )
         self.retrier = Retrier(where=self.where, counters=self.pool.stats)
+        self.listener = Listener(open=self._asyncpg_pool, timeout=faceplate.pool_timeout)
         self.gates = Gates(
             per_conversation=faceplate.per_conversation,
             per_user=faceplate.per_user,
@@ -153,6 +155,10 @@ class FaceplateClient(AsyncpgDBClient):
     def pool_stats(self) -> PoolStats:
         """The pool's sizes and this client's counters."""
         return self.pool.snapshot()
+
+    async def close(self) -> None:
+        await self.listener.close()  # its connection goes back before the pool closes
+        await super().close()
 
     # --- the store's entry point ---------------------------------------------------------
 

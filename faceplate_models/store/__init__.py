@@ -11,7 +11,8 @@ Queries are hand-written SQL: keyset pagination needs row comparisons Tortoise c
 express, and building the models straight from rows keeps the hot paths close to the
 driver. The models stay the public types. One module per area (users, conversations,
 messages and the tree's history, usage, MCP configs, tasks, consistency, search, organise
-(folders, tags, archive, pin), retention (the purge), shares, feedback); the shared parts
+(folders, tags, archive, pin), retention (the purge), shares, feedback, live replies); the
+shared parts
 are internal: `_rows` (running work, pages, building models), `_cursors`, `_paths` (the
 tree's SQL). Listings return a `Page` (a history page, a `HistoryPage`), except where the
 whole answer is small and bounded, which their docstrings say.
@@ -58,6 +59,16 @@ from faceplate_models.store.messages import (
     check_turn,
     edit_message,
 )
+from faceplate_models.store.oauth import (
+    GrantTokens,
+    begin_mcp_sign_in,
+    complete_mcp_sign_in,
+    get_mcp_client,
+    get_mcp_grant,
+    refresh_mcp_grant,
+    save_mcp_client,
+    save_mcp_grant,
+)
 from faceplate_models.store.organise import (
     create_folder,
     create_tag,
@@ -69,6 +80,7 @@ from faceplate_models.store.organise import (
     rename_folder,
     rename_tag,
 )
+from faceplate_models.store.replies import ReplyWriter, follow_reply, start_reply
 from faceplate_models.store.retention import (
     Purged,
     purge_expired,
@@ -129,10 +141,12 @@ __all__ = [
     "MAX_TURN_MESSAGES",
     "MAX_TURN_SIZE",
     "UNSET",
+    "GrantTokens",
     "HistoryPage",
     "Page",
     "Purged",
     "RatedMessage",
+    "ReplyWriter",
     "SearchHit",
     "ShareLink",
     "SharedConversation",
@@ -141,7 +155,9 @@ __all__ = [
     "add_task",
     "append_message",
     "append_turn",
+    "begin_mcp_sign_in",
     "check_turn",
+    "complete_mcp_sign_in",
     "complete_task",
     "consistency_token",
     "create_conversation",
@@ -155,9 +171,12 @@ __all__ = [
     "delete_task",
     "delete_user",
     "edit_message",
+    "follow_reply",
     "get_conversation",
     "get_history",
+    "get_mcp_client",
     "get_mcp_config",
+    "get_mcp_grant",
     "get_or_create_user",
     "get_shared",
     "get_siblings",
@@ -180,6 +199,7 @@ __all__ = [
     "rate_message",
     "read_after",
     "read_client",
+    "refresh_mcp_grant",
     "regenerate",
     "release",
     "rename_conversation",
@@ -188,11 +208,14 @@ __all__ = [
     "reserve",
     "restore_conversation",
     "revoke_share",
+    "save_mcp_client",
     "save_mcp_config",
+    "save_mcp_grant",
     "search_messages",
     "set_budget",
     "set_model_price",
     "share_conversation",
+    "start_reply",
     "switch_branch",
     "update_conversation",
     "update_share",

@@ -38,6 +38,7 @@ from faceplate_models.store._rows import (
 )
 from faceplate_models.store.feedback import FEEDBACK_OF_SQL, feedback_of
 from faceplate_models.store.messages import COLUMNS, messages_of
+from faceplate_models.store.replies import LIVE_CONTENT, LIVE_STATUS
 from faceplate_models.validation import MAX_PAGE_BYTES, as_uuid, page_size
 
 #: Most messages between an answer and the user message it responds to.
@@ -58,7 +59,9 @@ _page_messages = builder(
     given=_GIVEN,
     convert={"feedback": feedback_of},
 )
-_m = ", ".join(f"m.{column}" for column in PAGE_COLUMNS.split(", "))
+# A reply being written shows its text so far and whether its writer is still alive.
+_LIVE: Final = {"content": f"{LIVE_CONTENT} AS content", "status": f"{LIVE_STATUS} AS status"}
+_m = ", ".join(_LIVE.get(column, f"m.{column}") for column in PAGE_COLUMNS.split(", "))
 _PAGE_OUT: Final = f"{PAGE_COLUMNS}, sibling_count, sibling_index, feedback"
 # What a message weighs against a page's byte budget: its text as stored (octet_length reads
 # a TOASTed value's header, not the value) and its JSON as text.

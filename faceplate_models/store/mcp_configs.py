@@ -10,10 +10,12 @@ value of environment variable NAME (the config's `env` lists the names) and one 
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Mapping
 from functools import partial
 from typing import Any, Final
+from urllib.parse import parse_qsl, urlsplit
 
 from tortoise.transactions import in_transaction
 from uuid6 import uuid7
@@ -144,25 +146,31 @@ async def get_mcp_config(
         raise missing("MCP config", repr(label))
     found = _mcp_configs(row)
     if reveal:
-        found.secrets = sealed.open_box(
-            uid,
-            label,
-            found.secret_names,
-            found.secret_key_id,
-            found.secret_box,
-            found.secret_version,
-        )
+        _reveal(uid, found)
     return found
 
 
+def _reveal(uid: uuid.UUID, found: MCPConfig) -> None:
+    found.secrets = sealed.open_box(
+        uid,
+        found.name,
+        found.secret_names,
+        found.secret_key_id,
+        found.secret_box,
+        found.secret_version,
+    )
+
+
 async def list_mcp_configs(
-    *, user_id: uuid.UUID | str, enabled: bool | None = None
+    *, user_id: uuid.UUID | str, enabled: bool | None = None, reveal_secrets: bool = False
 ) -> list[MCPConfig]:
-    """The user's MCP configs by name (secrets by name only), optionally only the enabled
-    (or disabled) ones. Not a page: a user has a handful of MCP servers, all of which a
-    backend needs at once to offer their tools."""
+    """The user's MCP configs by name (secrets by name only; with `reveal_secrets`, opened,
+    from the same read), optionally only the enabled (or disabled) ones. Not a page: a user
+    has a handful of MCP servers, all of which a backend needs at once to offer their
+    tools."""
     uid = as_uuid("user_id", user_id)
     state = flag("enabled", enabled, optional=True)
+    reveal = flag("reveal_secrets", reveal_secrets)
     rows = await fetch(
         f"""SELECT {_COLUMNS} FROM faceplate.mcp_configs
             WHERE user_id = $1 AND ($2::boolean IS NULL OR enabled = $2) ORDER BY name""",
@@ -170,7 +178,11 @@ async def list_mcp_configs(
         state,
         user=uid,
     )
-    return _mcp_configs.many(rows)
+    found = _mcp_configs.many(rows)
+    if reveal:
+        for config in found:
+            _reveal(uid, config)
+    return found
 
 
 async def delete_mcp_config(*, user_id: uuid.UUID | str, name: str) -> None:
@@ -211,27 +223,87 @@ def _document(document: object) -> Mapping[str, Any]:
     return servers
 
 
-def _split(name: str, entry: object) -> tuple[dict[str, Any], dict[str, str], bool]:
-    """One server's entry: (its config, its secrets, whether it is enabled)."""
+# A value that only the user's editor can fill in: VS Code's prompt and the env file it reads.
+_PLACEHOLDER: Final = re.compile(r"\$\{input:[^}]*\}")
+# What looks like a credential in a command line or a URL's query.
+_SECRET_WORDS: Final = re.compile(r"(token|key|secret|password|passwd|auth|bearer)", re.I)
+
+
+def _secret_args(name: str, args: list[Any], found: dict[str, str]) -> list[Any]:
+    """`args` with `--token=VALUE`/`--token VALUE` values moved into secrets (`args.N`)."""
+    kept: list[Any] = []
+    for number, arg in enumerate(args):
+        if not isinstance(arg, str):
+            raise ValidationError("document", f"server {name!r} key 'args' holds a non-string")
+        flag_name, equals, value = arg.partition("=")
+        previous = args[number - 1] if number else ""
+        if equals and flag_name.startswith("-") and _SECRET_WORDS.search(flag_name) and value:
+            found[f"args.{number}"] = value
+            kept.append(f"{flag_name}=${{args.{number}}}")
+        elif (
+            isinstance(previous, str)
+            and previous.startswith("-")
+            and "=" not in previous
+            and (_SECRET_WORDS.search(previous) and not arg.startswith("-"))
+        ):
+            found[f"args.{number}"] = arg
+            kept.append(f"${{args.{number}}}")
+        else:
+            kept.append(arg)
+    return kept
+
+
+def _split(name: str, entry: object) -> tuple[dict[str, Any], dict[str, str], bool, list[str]]:
+    """One server's entry: (its config, its secrets, whether it is enabled, what was left out
+    and why)."""
     if not isinstance(entry, Mapping):
         raise ValidationError("document", f"server {name!r} is not an object")
-    config = {key: value for key, value in entry.items() if key not in ("env", "headers")}
+    left_out: list[str] = []
+    config = {
+        key: value for key, value in entry.items() if key not in ("env", "headers", "envFile")
+    }
+    if "envFile" in entry:
+        left_out.append("envFile: a file on the user's machine, not readable here")
+    if "serverUrl" in config:  # Windsurf's name for a URL server's address
+        config["url"] = config.pop("serverUrl")
     disabled = config.pop("disabled", False)
     if not isinstance(disabled, bool):
-        raise ValidationError("document", f"server {name!r} has a disabled that is not a bool")
-    kind = config.pop("type", None) or ("http" if "url" in entry else "stdio")
+        raise ValidationError("document", f"server {name!r} key 'disabled' is not a bool")
+    kind = config.pop("type", None) or ("http" if "url" in config else "stdio")
     config["transport"] = kind
+    if kind == "stdio" and not isinstance(config.get("command"), str):
+        raise ValidationError("document", f"server {name!r} key 'command' is missing")
     found: dict[str, str] = {}
+    url = config.get("url")
+    if url is not None:
+        if not isinstance(url, str):
+            raise ValidationError("document", f"server {name!r} key 'url' is not a string")
+        parts = urlsplit(url)
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        if any(_SECRET_WORDS.search(key) for key, _ in query):
+            raise ValidationError(
+                "document",
+                f"server {name!r} key 'url' carries a credential in its query string: move it "
+                "into a header (headers) so that it is stored sealed",
+            )
+    if "args" in config:
+        if not isinstance(config["args"], list):
+            raise ValidationError("document", f"server {name!r} key 'args' is not a list")
+        config["args"] = _secret_args(name, config["args"], found)
     for part in ("env", "headers"):
         values = string_map(
             "document", entry.get(part) or {}, MAX_SECRETS, MAX_SECRET_NAME, MAX_SECRET_VALUE
         )
+        for key, value in list(values.items()):
+            if _PLACEHOLDER.search(value):
+                del values[key]
+                left_out.append(f"{part}.{key}: a ${{input:...}} prompt only the editor fills in")
         if values:
             config[part] = sorted(values)
             found.update({f"{part}.{key}": value for key, value in values.items()})
     if len(found) > MAX_SECRETS:
         raise ValidationError("document", f"server {name!r} has more than {MAX_SECRETS} secrets")
-    return config, found, not disabled
+    return config, found, not disabled, left_out
 
 
 async def import_mcp_servers(
@@ -242,17 +314,25 @@ async def import_mcp_servers(
     `mcp.json` (`servers`, with `type`), all in one transaction.
 
     Env values and header values become secrets (`env.NAME`, `headers.NAME`); the config
-    keeps everything else, the names under `env` and `headers`, and a `transport`.
+    keeps everything else, the names under `env` and `headers`, and a `transport`. A
+    credential-looking command-line value (`--api-key=...`, `--token ...`) becomes secret
+    `args.N` (the argument reads `${args.N}`); a credential in a URL's query string is
+    refused. Windsurf's `serverUrl` is a URL server's address. What only the user's editor
+    can fill in (VS Code's `${input:...}` prompts, `envFile`) is not stored: each config's
+    `left_out` says what was left out and why. A bad entry is a `ValidationError` naming the
+    server and the key; nothing is stored then.
     """
     uid = as_uuid("user_id", user_id)
     parsed = [(name, *_split(name, entry)) for name, entry in _document(document).items()]
+    saved: list[MCPConfig] = []
     async with in_transaction():
-        return [
-            await save_mcp_config(
+        for name, config, found, enabled, left_out in parsed:
+            stored = await save_mcp_config(
                 user_id=uid, name=name, config=config, enabled=enabled, secrets=found
             )
-            for name, config, found, enabled in parsed
-        ]
+            stored.left_out = left_out
+            saved.append(stored)
+    return saved
 
 
 __all__ = [

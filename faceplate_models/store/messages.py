@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Final
@@ -29,7 +29,7 @@ from uuid6 import uuid7
 from faceplate_models.engine import Connection, current
 from faceplate_models.errors import Conflict, MigrationError, ValidationError
 from faceplate_models.formats.shape import KEYS, Draft, drafts
-from faceplate_models.models import Message, Role
+from faceplate_models.models import Message, ReplyStatus, Role
 from faceplate_models.store import _paths as paths
 from faceplate_models.store import _quotas as quotas
 from faceplate_models.store._rows import (
@@ -84,22 +84,29 @@ LOCK_CONVERSATION_SQL: Final = {
     place: _parent_sql(place, lock=True) for place in (LEAF, AFTER, ROOT)
 }
 PARENT_SQL: Final = {place: _parent_sql(place, lock=False) for place in (LEAF, AFTER, ROOT)}
-# A message's cost, in micro-units: its usage at the price in force for its model when it was
-# stored (per million tokens), rounded to the nearest micro-unit; NULL without a price.
-_COST = """(SELECT round((
+
+
+def cost_sql(at: str) -> str:
+    """A message's cost, in micro-units: its usage (of `m`) at the price in force for its
+    model at time `at` (per million tokens), rounded to the nearest micro-unit; NULL without
+    a price."""
+    return f"""(SELECT round((
         (m.usage->>'input_tokens')::numeric * p.input
         + (m.usage->>'cached_input_tokens')::numeric * p.cached_input
         + (m.usage->>'cache_write_tokens')::numeric * p.cache_write
         + (m.usage->>'output_tokens')::numeric * p.output) / 1000000)::bigint
     FROM faceplate.model_prices p
-    WHERE p.provider = coalesce(m.provider, '') AND p.model = m.model AND p.starts_at <= $3
+    WHERE p.provider = coalesce(m.provider, '') AND p.model = m.model AND p.starts_at <= {at}
     ORDER BY p.starts_at DESC LIMIT 1)"""
+
+
 _TOKENS = ("input_tokens", "cached_input_tokens", "cache_write_tokens", "output_tokens")
 
 
-def _rollup(table: str, ids: str, conversation: str, value: str) -> str:
-    """The turn's answers summed into a rollup `table`, one row per model (ids in `ids`),
-    upserted: the same sums for the rollup by conversation and the one by day."""
+def _rollup(table: str, ids: str, models: tuple[str, str], conversation: str, value: str) -> str:
+    """The answers of `new_messages` summed into a rollup `table`, one row per model (ids in
+    `ids`, providers and models in `models`), upserted: the same sums for the rollup by
+    conversation and the one by day. $1 is the conversation, $2 the user, $3 the time."""
     keys = f"user_id, day, {conversation}provider, model"
     return f"""
         INSERT INTO faceplate.{table} AS r (id, {keys}, answers, {", ".join(_TOKENS)},
@@ -108,7 +115,8 @@ def _rollup(table: str, ids: str, conversation: str, value: str) -> str:
                {", ".join(f"sum((n.usage->>'{t}')::bigint)" for t in _TOKENS)},
                sum((n.usage->>'reasoning_tokens')::bigint), coalesce(sum(n.cost), 0),
                count(*) FILTER (WHERE n.cost IS NULL)
-        FROM unnest({ids}::uuid[], $31::text[], $32::text[]) AS g(id, provider, model)
+        FROM unnest({ids}::uuid[], {models[0]}::text[], {models[1]}::text[])
+             AS g(id, provider, model)
         JOIN new_messages n ON coalesce(n.provider, '') = g.provider AND n.model = g.model
         WHERE n.usage IS NOT NULL
         GROUP BY g.id, g.provider, g.model
@@ -117,39 +125,49 @@ def _rollup(table: str, ids: str, conversation: str, value: str) -> str:
             cost = r.cost + EXCLUDED.cost, unpriced = r.unpriced + EXCLUDED.unpriced"""
 
 
-# What a turn with usage or a hold adds to its statement: the hold settled, the usage rolled
-# up by conversation and by day.
-_MONEY: Final = f"""
+def money_sql(first: int) -> str:
+    """What a turn with usage or a hold adds to its statement (CTEs after `new_messages`):
+    the hold settled, the usage rolled up by conversation and by day. Its parameters start
+    at `first`: the hold, then the usage rows, one per model: ids by conversation, the
+    providers and models, ids by day."""
+    hold, by_conversation, providers, models, by_day = (f"${first + n}" for n in range(5))
+    return f"""
     ), settled AS (
-        DELETE FROM faceplate.holds WHERE id = $29 AND user_id = $2
-    ), by_conversation AS ({_rollup("usage_rollups", "$30", "conversation_id, ", "$1, ")}
-    ), by_day AS ({_rollup("usage_days", "$33", "", "")}"""
-#: The parameters of a turn without money: all but the hold ($29) and the usage rows.
-UNPRICED_PARAMETERS: Final = 28
+        DELETE FROM faceplate.holds WHERE id = {hold} AND user_id = $2
+    ), by_conversation AS ({
+        _rollup("usage_rollups", by_conversation, (providers, models), "conversation_id, ", "$1, ")
+    }
+    ), by_day AS ({_rollup("usage_days", by_day, (providers, models), "", "")}"""
+
+
+#: The parameters of a turn without money: all but the hold ($30) and the usage rows.
+UNPRICED_PARAMETERS: Final = 29
 
 
 def _append_sql(money: bool) -> str:
     """A turn's one statement. Parameters: $1 conversation, $2 user, $3 the time of the last
     message, $4 the ids, $5 the turn, then the columns of each message ($6-$20), the calls
     made ($21-$24), the calls of earlier messages answered ($25-$27), the calls left open on
-    the new active path ($28); with `money`, the hold the turn settles ($29) and the turn's
-    usage rows, one per model: ids by conversation ($30), the models ($31, $32), ids by day
-    ($33). A turn without usage or a hold leaves that part out, and its cost to plan."""
-    cost = f"CASE WHEN m.usage IS NOT NULL THEN {_COST} END" if money else "NULL::bigint"
-    settles = _MONEY if money else ""
+    the new active path ($28), each message's status ($29: a live reply's 'streaming'); with
+    `money`, the hold the turn settles ($30) and the turn's usage rows, one per model: ids by
+    conversation ($31), the models ($32, $33), ids by day ($34). A turn without usage or a
+    hold leaves that part out, and its cost to plan."""
+    cost = f"CASE WHEN m.usage IS NOT NULL THEN {cost_sql('$3')} END" if money else "NULL::bigint"
+    settles = money_sql(UNPRICED_PARAMETERS + 1) if money else ""
     return f"""WITH new_messages AS (
         INSERT INTO faceplate.messages ({COLUMNS})
         SELECT m.id, $1, m.parent_id, $2, m.role, m.content, m.tool_calls, m.tool_results,
                m.depth, m.segment_id, m.fork_segment_id, m.open_calls, m.model, m.provider,
                m.finish_reason, m.usage, {cost}, m.thinking, m.metadata,
-               $3::timestamptz - (cardinality($4::uuid[]) - m.n) * interval '1 microsecond', $5
+               $3::timestamptz - (cardinality($4::uuid[]) - m.n) * interval '1 microsecond', $5,
+               m.status, NULL
         FROM unnest($4::uuid[], $6::uuid[], $7::text[], $8::text[], $9::jsonb[],
                     $10::jsonb[], $11::int[], $12::uuid[], $13::uuid[], $14::jsonb[],
                     $15::text[], $16::text[], $17::text[], $18::jsonb[], $19::jsonb[],
-                    $20::jsonb[])
+                    $20::jsonb[], $29::text[])
              WITH ORDINALITY AS m(id, parent_id, role, content, tool_calls, tool_results, depth,
                                   segment_id, fork_segment_id, open_calls, model, provider,
-                                  finish_reason, usage, thinking, metadata, n)
+                                  finish_reason, usage, thinking, metadata, status, n)
         RETURNING {COLUMNS}
     ), new_calls AS (
         INSERT INTO faceplate.tool_calls
@@ -308,8 +326,12 @@ async def _append(
     after: uuid.UUID | None = None,
     root: bool = False,
     hold: uuid.UUID | None = None,
+    live: Callable[[Connection, list[asyncpg.Record]], Awaitable[None]] | None = None,
 ) -> list[Message]:
-    """Store `drafts` as one turn; a repeat (same turn, or a retry) returns the first's."""
+    """Store `drafts` as one turn; a repeat (same turn, or a retry) returns the first's.
+
+    With `live`, the turn is one reply being streamed ('streaming'), and `live(conn, rows)`
+    runs in the turn's transaction once it is stored (a repeat included)."""
     client = current()
     ids = [d.id for d in drafts]
     at = now()
@@ -335,6 +357,8 @@ async def _append(
                         "names one request, so a retry must repeat its messages and a new "
                         "request needs a new id (get_turn reads a stored turn)"
                     )
+                if live is not None:
+                    await live(conn, stored)
                 return stored
             count = row["message_count"]
             if count is None:  # not counted yet (a conversation of the previous release)
@@ -375,6 +399,7 @@ async def _append(
                 [call for _, call, _ in plan.answers],
                 [answer for _, _, answer in plan.answers],
                 plan.left_open,
+                [ReplyStatus.STREAMING.value if live else None for _ in drafts],
                 hold,
                 [uuid7() for _ in answered_by],
                 [provider for provider, _ in answered_by],
@@ -382,11 +407,12 @@ async def _append(
                 [uuid7() for _ in answered_by],
             )
             # A turn with no usage and no hold passes none of the money's parameters.
-            return list(
-                await conn.fetch(
-                    APPEND_SQL[money], *values[: None if money else UNPRICED_PARAMETERS]
-                )
+            rows = await conn.fetch(
+                APPEND_SQL[money], *values[: None if money else UNPRICED_PARAMETERS]
             )
+            if live is not None:
+                await live(conn, rows)
+            return list(rows)
 
     rows = await run(append, user=uid, conversation=cid)
     return sorted(messages_of.many(rows), key=lambda m: (m.created_at, m.id))

@@ -20,6 +20,8 @@ from faceplate_models.engine import Connection, current
 from faceplate_models.errors import ValidationError
 from faceplate_models.store._cursors import EARLIEST, LATEST
 from faceplate_models.store._rows import now, run
+from faceplate_models.store.oauth import EXPIRED_SIGN_INS_SQL
+from faceplate_models.store.replies import interrupt_silent_replies
 
 #: Conversations deleted per statement; each takes its messages with it.
 DEFAULT_BATCH: Final = 100
@@ -60,6 +62,10 @@ class Purged:
     trashed: int = 0
     temporary: int = 0
     inactive: int = 0
+    #: Not conversations: replies whose writer fell silent, marked interrupted (text kept),
+    #: and OAuth sign-ins past their time, deleted.
+    interrupted_replies: int = 0
+    expired_sign_ins: int = 0
 
     @property
     def total(self) -> int:
@@ -97,7 +103,9 @@ async def purge_expired(
 ) -> Purged:
     """Delete every conversation whose retention period has passed (by the deployment's
     FACEPLATE_RETENTION_* settings unless `retention` is given), `batch` at a time, and
-    say how many of each kind. `at` is the moment to count from (now by default)."""
+    say how many of each kind. `at` is the moment to count from (now by default). It also
+    marks interrupted the replies whose writers fell silent, and deletes expired OAuth
+    sign-ins."""
     if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= MAX_BATCH:
         raise ValidationError("batch", f"must be a whole number from 1 to {MAX_BATCH}")
     if at is not None and (
@@ -123,7 +131,9 @@ async def purge_expired(
                 break
             inactive += await _batches(PURGE_INACTIVE_SQL, start, end, cutoff, batch)
             start = end
-    return Purged(trashed, temporary, inactive)
+    interrupted = await interrupt_silent_replies(batch=batch)
+    sign_ins = await _batches(EXPIRED_SIGN_INS_SQL, batch)
+    return Purged(trashed, temporary, inactive, interrupted, sign_ins)
 
 
 __all__ = ["DEFAULT_BATCH", "PURGE_INACTIVE_SQL", "PURGE_SQL", "Purged", "purge_expired"]

@@ -27,6 +27,7 @@ from faceplate_models.store import (
     history,
     messages,
     organise,
+    replies,
     retention,
     search,
     shares,
@@ -729,7 +730,7 @@ async def test_hot_queries_use_their_indexes() -> None:
     month_ago = (start - timedelta(days=30)).date()
     # An answer after the leaf: the message's columns, no calls made or answered, none open.
     one: list[Any] = [[None]] * 15
-    appended = (cid, ada.id, start, [some_id], None, *one, *[[]] * 7, 0)
+    appended = (cid, ada.id, start, [some_id], None, *one, *[[]] * 7, 0, [None])
     priced = (*appended[:17], ['{"output_tokens": 9}'], *appended[18:])
     money = (None, [uuid7()], ["openai"], ["model-7"], [uuid7()])
     budget = MAX_PAGE_BYTES
@@ -850,6 +851,11 @@ async def test_hot_queries_use_their_indexes() -> None:
         "purge inactive": await explain(
             retention.PURGE_INACTIVE_SQL, uuid.UUID(int=0), ada.id, start, 100
         ),
+        "follow a reply": await explain(replies.FOLLOW_SQL, middle, ada.id, 0),
+        "flush a reply": await explain(
+            replies.FLUSH_SQL, middle, ada.id, some_id, 0, "text", 4, 30, "channel", uuid7()
+        ),
+        "interrupt silent replies": await explain(replies.INTERRUPT_SQL, 100),
         "tasks": await explain(tasks.tasks_sql(False, False), ada.id, 51, budget),
         "tasks by state": await explain(tasks.tasks_sql(True, False), ada.id, 51, False, budget),
         "done tasks": await explain(tasks.tasks_sql(True, False), ada.id, 51, True, budget),
@@ -908,6 +914,9 @@ async def test_hot_queries_use_their_indexes() -> None:
         "purge the trash": ("idx_conversations_trashed",),
         "purge temporary": ("idx_conversations_temporary",),
         "purge inactive": ("idx_conversations_user_activity",),
+        "follow a reply": ("messages_pkey",),
+        "flush a reply": ("replies_pkey",),
+        "interrupt silent replies": ("idx_messages_streaming",),
         "tasks": ("idx_tasks_user_created",),
         "tasks by state": either,
         "done tasks": either,
@@ -917,11 +926,14 @@ async def test_hot_queries_use_their_indexes() -> None:
         assert '"Seq Scan"' not in plan, (name, plan)
         # The one sort allowed: a history page's own rows (at most limit + 1) by depth, for
         # the running sum of its byte budget.
-        budget_sorts = len(re.findall(r'"Sort Key": \["messages\.depth( DESC)?"\]', plan))
+        budget_sorts = len(re.findall(r'"Sort Key": \["\w+\.depth( DESC)?"\]', plan))
+        # And a live reply's chunks, by their place: that reply's own, never a history's.
+        chunk_sorts = len(re.findall(r'"Sort Key": \["\w+\.at"\]', plan))
         # And a search's, which sorts the matches of one bucket of time, or at most 201 of
         # all (`store.search`), never the user's history.
         if not name.startswith("search"):
-            assert plan.count('"Sort"') == (budget_sorts if name.startswith("history") else 0), (
+            allowed = chunk_sorts + (budget_sorts if name.startswith("history") else 0)
+            assert plan.count('"Sort"') == allowed, (
                 name,
                 plan,
             )

@@ -26,7 +26,7 @@ from uuid6 import uuid7
 import faceplate_models as fm
 from faceplate_models import store
 from faceplate_models.config import DatabaseTarget
-from faceplate_models.errors import Conflict, NotFound, ValidationError
+from faceplate_models.errors import Conflict, NotFound, SignInRequired, ValidationError
 
 # Every code point, lone surrogates and NUL included.
 any_text = st.text(alphabet=st.characters(codec=None, min_codepoint=0), max_size=200)
@@ -295,7 +295,7 @@ def valid_calls(
             "secrets": {"a": "b"},
         },
         "get_mcp_config": {"user_id": user_id, "name": "n", "reveal_secrets": True},
-        "list_mcp_configs": {"user_id": user_id, "enabled": None},
+        "list_mcp_configs": {"user_id": user_id, "enabled": None, "reveal_secrets": True},
         "delete_mcp_config": {"user_id": user_id, "name": "missing"},
         "import_mcp_servers": {"user_id": user_id, "document": {"servers": {}}},
         "add_task": {"user_id": user_id, "title": "t", "description": None, "task_id": None},
@@ -311,7 +311,54 @@ def valid_calls(
         "complete_task": {"user_id": user_id, "task_id": task_id},
         "delete_task": {"user_id": user_id, "task_id": uuid7()},
         "append_message, tool results": {**at, "role": "tool", "tool_results": [result]},
+        "start_reply": {
+            **at,
+            "after": None,
+            "turn_id": None,
+            "model": "m",
+            "provider": "p",
+            "metadata": {"k": "v"},
+            "flush_ms": 250,
+            "flush_bytes": 1024,
+        },
+        "get_mcp_grant": {"user_id": user_id, "name": "n"},
+        "save_mcp_grant": {
+            "user_id": user_id,
+            "name": "n",
+            "generation": 0,
+            "access_token": "a",
+            "refresh_token": "r",
+            "token_type": "Bearer",
+            "scope": None,
+            "expires_in": 60,
+        },
+        "refresh_mcp_grant": {
+            "user_id": user_id,
+            "name": "n",
+            "refresh": _refreshed,
+            "lease_seconds": 5.0,
+        },
+        "get_mcp_client": {"server": "https://a.example", "redirect_uri": "r", "metadata": {}},
+        "save_mcp_client": {
+            "server": "https://a.example",
+            "redirect_uri": "r",
+            "metadata": {},
+            "client_info": {"client_id": "c"},
+            "issuer": None,
+        },
+        "begin_mcp_sign_in": {
+            "user_id": user_id,
+            "name": "n",
+            "state": "s",
+            "code_verifier": "v" * 43,
+            "seconds": 60,
+        },
+        "complete_mcp_sign_in": {"user_id": user_id, "state": "s"},
     }
+
+
+async def _refreshed(tokens: Any) -> dict[str, Any]:
+    return {"access_token": "fresh", "expires_in": 60}
 
 
 def test_every_store_function_is_covered() -> None:
@@ -361,7 +408,7 @@ async def test_every_argument_of_every_function_takes_anything(
         await function(**kwargs)
     except ValidationError as exc:
         _carries_nothing(exc)
-    except (NotFound, Conflict):
+    except (NotFound, Conflict, SignInRequired):
         pass
 
 
