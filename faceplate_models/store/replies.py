@@ -566,7 +566,8 @@ async def start_reply(
     still being written or interrupted, is ended as interrupted (its text kept; its writer
     refused from then on) and the new one is stored as its sibling; if the earlier attempt
     finished, the handle returned is `done` and holds it. `flush_ms` and `flush_bytes`
-    override the deployment's FACEPLATE_REPLY_FLUSH_MS and _BYTES for this reply.
+    override the deployment's FACEPLATE_REPLY_FLUSH_MS and _BYTES for this reply. Call it
+    outside `in_transaction()`: each flush commits on its own, for followers to see.
     """
     uid = as_uuid("user_id", user_id)
     cid = as_uuid("conversation_id", conversation_id)

@@ -587,10 +587,12 @@ async def test_hot_queries_use_their_indexes() -> None:
             "INSERT INTO faceplate.conversations VALUES ($1, NULL, $3, $3, $2)",
             [(cid, uid, start + timedelta(seconds=i)) for i, (cid, uid) in enumerate(chats)],
         )
+        # The heavy user's first conversation is long (2,100 messages: the one whose tree
+        # and history are read below, as a long chat's are); 199 others have a hundred.
         seeded = [
             (uuid7(), cid, uid, start + timedelta(seconds=i))
-            for cid, uid in chats[:200]
-            for i in range(100)
+            for n, (cid, uid) in enumerate(chats[:200])
+            for i in range(2100 if n == 0 else 100)
         ]
         # In batches: each message is placed by a trigger and indexed for search, and one
         # call of 20,000 would come close to the statement's time bound on a slow disk.

@@ -363,3 +363,29 @@ async def test_writes_racing_the_timed_flushes_lose_nothing() -> None:
     assert page.items[-1].content == "".join(pieces)
     done = await reply.finish()
     assert done.content == "".join(pieces)
+
+
+async def test_a_follower_goes_on_when_its_listening_connection_is_killed() -> None:
+    _, _, at = await chat()
+    reply = await fm.start_reply(**at, flush_bytes=1)
+    received: list[str] = []
+
+    async def follow() -> None:
+        async for piece in fm.follow_reply(user_id=at["user_id"], message_id=reply.message_id):
+            received.append(piece)
+
+    follower = asyncio.create_task(follow())
+    await reply.write("before ")
+    for _ in range(100):  # the follower is listening
+        await asyncio.sleep(0.02)
+        if received:
+            break
+    [listening] = await rows(
+        """SELECT pid FROM pg_stat_activity
+           WHERE query LIKE 'LISTEN%' AND pid <> pg_backend_pid()"""
+    )
+    await rows("SELECT pg_terminate_backend($1)", listening["pid"])
+    await reply.write("after")
+    await reply.finish()
+    await asyncio.wait_for(follower, 10)  # read again on its bound, without notifications
+    assert "".join(received) == "before after"
