@@ -587,12 +587,31 @@ async def test_hot_queries_use_their_indexes() -> None:
             "INSERT INTO faceplate.conversations VALUES ($1, NULL, $3, $3, $2)",
             [(cid, uid, start + timedelta(seconds=i)) for i, (cid, uid) in enumerate(chats)],
         )
-        # The heavy user's first conversation is long (2,100 messages: the one whose tree
-        # and history are read below, as a long chat's are); 199 others have a hundred.
+        # The heavy user's first conversation is long (30,000 messages, one path, written
+        # by the server: the one whose tree and history are read below, as a long chat's
+        # are); 199 others have a hundred each.
+        await conn.execute(
+            """INSERT INTO faceplate.messages (id, conversation_id, parent_id, user_id, role,
+                   content, depth, segment_id, created_at)
+               SELECT md5($1::text || n)::uuid, $1::uuid,
+                      CASE WHEN n > 0 THEN md5($1::text || (n - 1))::uuid END, $2,
+                      CASE WHEN n % 2 = 0 THEN 'user' ELSE 'assistant' END, 'hi', n,
+                      md5($1::text || 0)::uuid, $3::timestamptz + n * interval '1 millisecond'
+               FROM generate_series(0, 29999) n""",
+            str(chats[0][0]),
+            chats[0][1],
+            start,
+        )
+        await conn.execute(
+            "UPDATE faceplate.conversations SET updated_at = $2::timestamptz + interval '30 s' "
+            "WHERE id = $1",
+            chats[0][0],
+            start,
+        )
         seeded = [
             (uuid7(), cid, uid, start + timedelta(seconds=i))
-            for n, (cid, uid) in enumerate(chats[:200])
-            for i in range(2100 if n == 0 else 100)
+            for cid, uid in chats[1:200]
+            for i in range(100)
         ]
         # In batches: each message is placed by a trigger and indexed for search, and one
         # call of 20,000 would come close to the statement's time bound on a slow disk.
