@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import faceplate_models as fm
-from benchmarks import live
+from benchmarks import live, portability
 from benchmarks.common import turn
 from benchmarks.raw import Raw
 from benchmarks.with_piccolo import Piccolo
@@ -753,6 +753,9 @@ async def main(
         live_rows: list[str] = []
         if not only or any(o in "live replies" for o in only):
             live_rows = live.table(await live.measure(data.heavy, LIVE_REPLIES), LIVE_REPLIES)
+        if not only or any(o in "export import" for o in only):
+            # One conversation, at most what a conversation may hold (the default limit).
+            live_rows += await portability.measure(min(max(size.messages, 10_000), 100_000))
         throughput = {}
         if "get_history(100), newest" in calls:
             throughput = await concurrently(

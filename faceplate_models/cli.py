@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import math
 import sys
 import time
@@ -174,6 +175,51 @@ async def _purge(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+async def _subject(subject: str) -> Any:
+    user = await store.get_user_by_subject(subject_id=subject)
+    return user
+
+
+async def _export(args: argparse.Namespace) -> int:
+    to_file = args.output is not None and str(args.output) != "-"
+    written = 0
+    await init_db(_url(args))
+    try:
+        user = await _subject(args.subject)
+        with contextlib.ExitStack() as stack:
+            # A file written as the export is read; its writes are the export's own pace.
+            out = stack.enter_context(args.output.open("wb")) if to_file else sys.stdout.buffer
+            async for chunk in store.export_user(user_id=user.id):
+                out.write(chunk)
+                written += len(chunk)
+            out.flush()
+    finally:
+        await close_db()
+    if to_file:
+        print(f"exported {args.subject} to {args.output} ({written:,} bytes)")
+    return EXIT_OK
+
+
+async def _import(args: argparse.Namespace) -> int:
+    await init_db(_url(args))
+    try:
+        user = await _subject(args.subject)
+        report = await store.import_conversations(user_id=user.id, source=list(args.files))
+    finally:
+        await close_db()
+    for item in report.imported:
+        print(f"imported  {item.source} {item.source_id}: {item.title!r}, {item.messages} messages")
+    for item in report.skipped:
+        print(f"skipped   {item.source} {item.source_id}: {item.title!r}, imported before")
+    for item in report.failed:
+        print(f"failed    {item.source_id}: {item.title!r}: {item.reason}")
+    print(
+        f"{len(report.imported)} imported ({report.messages} messages), "
+        f"{len(report.skipped)} skipped, {len(report.failed)} failed"
+    )
+    return EXIT_ERROR if report.failed else EXIT_OK
+
+
 async def _demo(args: argparse.Namespace) -> int:
     await init_db(_url(args), migrate=True)
     try:
@@ -316,6 +362,14 @@ def _parser() -> argparse.ArgumentParser:
             "delete the conversations whose retention has passed (the trash, temporary ones, "
             "and with FACEPLATE_RETENTION_INACTIVE_DAYS inactive ones), in batches",
         ),
+        "export": (
+            _export,
+            "write everything held for a user (by their subject) as a zip, to --output or stdout",
+        ),
+        "import": (
+            _import,
+            "import a ChatGPT, Claude, Open WebUI or faceplate export into a user's conversations",
+        ),
         "rotate-secrets": (
             _rotate_secrets,
             "re-seal every MCP secret under the first FACEPLATE_SECRET_KEYS key "
@@ -358,6 +412,16 @@ def _parser() -> argparse.ArgumentParser:
                 type=_batch,
                 default=100,
                 help=f"{what} per transaction (default: %(default)s)",
+            )
+        if name in ("export", "import"):
+            command.add_argument(
+                "--subject", required=True, help="the user's identity-provider subject"
+            )
+        if name == "export":
+            command.add_argument("--output", type=Path, help="the zip to write (default: stdout)")
+        if name == "import":
+            command.add_argument(
+                "files", nargs="+", type=Path, help="the export: a zip, or its JSON files"
             )
         if name == "grants":
             command.add_argument("--app-role", required=True, help="the application's role")

@@ -30,6 +30,7 @@ MODEL_NAME_MAX = 200
 PROVIDER_MAX = 64
 FINISH_REASON_MAX = 64
 LABEL_MAX = 100
+SOURCE_ID_MAX = 255
 URL_MAX = 2048
 
 
@@ -228,6 +229,7 @@ class Conversation(Model):
     tool_calls: fields.ReverseRelation[ToolCall]
     conversation_tags: fields.ReverseRelation[ConversationTag]
     shares: fields.ReverseRelation[Share]
+    sources: fields.ReverseRelation[ConversationSource]
     if TYPE_CHECKING:
         user_id: Any
         folder_id: Any
@@ -879,6 +881,33 @@ class ConversationTag(Model):
         return f"{self.tag_id} on {self.conversation_id}"
 
 
+class ConversationSource(Model):
+    """Where an imported conversation came from: the product and its id there, so that the
+    same export imported again adds nothing."""
+
+    id = fields.UUIDField(primary_key=True, default=uuid7)
+    user_id = fields.UUIDField(description="the conversation's owner")
+    conversation: fields.ForeignKeyRelation[Conversation] = fields.ForeignKeyField(
+        "models.Conversation", related_name="sources", on_delete=fields.CASCADE
+    )
+    source = fields.CharField(max_length=32, description="chatgpt, claude, openwebui, faceplate")
+    source_id = fields.CharField(max_length=SOURCE_ID_MAX, description="its id there")
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    if TYPE_CHECKING:
+        conversation_id: Any
+
+    class Meta:
+        schema = SCHEMA
+        table = "conversation_sources"
+        unique_together = (("user_id", "source", "source_id"),)
+        # Serves the foreign key.
+        indexes = (Index(fields=("conversation_id",), name="idx_conversation_sources_conv"),)
+
+    def __str__(self) -> str:
+        return f"{self.source} {self.source_id}"
+
+
 class Share(Model):
     """A read-only link to a conversation: as it was up to a message, or as it is."""
 
@@ -971,6 +1000,7 @@ MODELS = (
     OAuthSignIn,
     Task,
     ConversationTag,
+    ConversationSource,
     Share,
     Feedback,
 )
@@ -983,6 +1013,7 @@ __all__ = [
     "MODELS",
     "Budget",
     "Conversation",
+    "ConversationSource",
     "ConversationTag",
     "Feedback",
     "Folder",

@@ -142,3 +142,52 @@ async def test_purge_deletes_the_expired_and_says_what_it_deleted(
             await conn.close()
     finally:
         await drop_database(faceplate_server, target.database)
+
+
+async def test_export_then_import_from_the_command_line(
+    faceplate_server: DatabaseTarget, tmp_path: Path
+) -> None:
+    target = await create_database(faceplate_server, "portable")
+    try:
+        env = {"FACEPLATE_DATABASE_URL": target.url()}
+        assert faceplate_db_cli("upgrade", env=env, cwd=tmp_path).returncode == 0
+        conn = await connect(target)
+        try:
+            await conn.execute(
+                """INSERT INTO faceplate.users VALUES
+                       ('01890000-0000-7000-8000-000000000001', 'a@b.c', 'ada', now(), now()),
+                       ('01890000-0000-7000-8000-000000000002', 'b@b.c', 'bob', now(), now());
+                   INSERT INTO faceplate.conversations (id, user_id, title, created_at,
+                       updated_at, message_count)
+                   VALUES ('01890000-0000-7000-8000-0000000000c1',
+                       '01890000-0000-7000-8000-000000000001', 'Hello', now(), now(), 1);
+                   INSERT INTO faceplate.messages (id, conversation_id, user_id, role, content,
+                       depth, segment_id, created_at)
+                   VALUES ('01890000-0000-7000-8000-0000000000d1',
+                       '01890000-0000-7000-8000-0000000000c1',
+                       '01890000-0000-7000-8000-000000000001', 'user', 'Hi there', 0,
+                       '01890000-0000-7000-8000-0000000000d1', now())"""
+            )
+            exported = tmp_path / "ada.zip"
+            run = faceplate_db_cli(
+                "export", "--subject", "ada", "--output", str(exported), env=env, cwd=tmp_path
+            )
+            assert run.returncode == 0, run.stderr
+            assert "exported ada" in run.stdout and exported.stat().st_size > 0
+            run = faceplate_db_cli("import", "--subject", "bob", str(exported), env=env)
+            assert run.returncode == 0, run.stderr
+            assert "1 imported (1 messages), 0 skipped, 0 failed" in run.stdout
+            again = faceplate_db_cli("import", "--subject", "bob", str(exported), env=env)
+            assert "0 imported (0 messages), 1 skipped, 0 failed" in again.stdout
+            copied = await conn.fetchval(
+                """SELECT m.content FROM faceplate.messages m
+                   JOIN faceplate.conversations c ON c.id = m.conversation_id
+                   WHERE c.user_id = '01890000-0000-7000-8000-000000000002'"""
+            )
+            assert copied == "Hi there"
+            missing = faceplate_db_cli("export", "--subject", "nobody", env=env, cwd=tmp_path)
+            assert missing.returncode == 1 and "nobody" in missing.stderr
+        finally:
+            await conn.close()
+    finally:
+        await drop_database(faceplate_server, target.database)

@@ -158,10 +158,17 @@ async def every_store_call(n: int) -> set[str]:
     await call("complete_task", **me, task_id=task.id)
     assert (await call("list_tasks", **me, completed=True)).items[0].id == task.id
     await call("delete_task", **me, task_id=task.id)
+    # The user's data out and back in (as a copy: the same export twice adds nothing).
+    exported = b"".join([chunk async for chunk in fm.export_user(**me)])
+    report = await call("import_conversations", **me, source=exported)
+    assert len(report.imported) == 1 and report.failed == []
+    again = await fm.import_conversations(**me, source=exported)
+    assert again.imported == [] and len(again.skipped) == 1
     await call("delete_folder", **me, folder_id=folder.id)
     await call("delete_tag", **me, tag_id=tag.id)
     await call("delete_conversation", **at)
-    await call("delete_user", **me)
+    erased = await call("delete_user", **me)
+    assert erased["users"] == 1 and erased["conversations"] == 1  # the imported copy
     return called
 
 

@@ -284,3 +284,23 @@ async def test_launch_parameters_for_each_kind_of_server() -> None:
     hidden = await fm.get_mcp_config(user_id=ada.id, name="remote")
     with pytest.raises(fm.ValidationError, match="reveal_secrets"):
         launch_parameters(hidden)
+
+
+async def test_erasure_revokes_grants_best_effort_and_counts_what_it_deleted() -> None:
+    ada = await fm.get_or_create_user(subject_id="oauth|erase", email="e@example.com")
+    for name in ("a", "b"):
+        await fm.save_mcp_config(user_id=ada.id, name=name, config={"url": "http://x/mcp"})
+        await oauth.save_mcp_grant(user_id=ada.id, name=name, generation=0, access_token=name)
+    seen: list[tuple[str, str]] = []
+
+    async def revoke(name: str, tokens: oauth.GrantTokens) -> None:
+        seen.append((name, tokens.access_token))
+        if name == "b":
+            raise OSError("the provider is down")
+
+    erased = await fm.delete_user(user_id=ada.id, revoke=revoke)
+    assert sorted(seen) == [("a", "a"), ("b", "b")]
+    assert (erased["revoked"], erased["revocations_failed"]) == (1, 1)
+    assert (erased["users"], erased["mcp_configs"], erased["oauth_grants"]) == (1, 2, 2)
+    with pytest.raises(NotFound):
+        await fm.get_user(user_id=ada.id)

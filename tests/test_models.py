@@ -34,6 +34,7 @@ async def columns(table: str) -> dict[str, tuple[str, bool]]:
 TABLES = (
     "aerich",
     "budgets",
+    "conversation_sources",
     "conversation_tags",
     "conversations",
     "feedback",
@@ -286,6 +287,7 @@ async def test_foreign_keys_cascade_on_delete() -> None:
         ("oauth_grants", "mcp_config_id", "mcp_configs", "c"),
         ("oauth_grants", "client_id", "oauth_clients", "n"),
         ("oauth_sign_ins", "mcp_config_id", "mcp_configs", "c"),
+        ("conversation_sources", "conversation_id", "conversations", "c"),
     }
 
 
@@ -374,6 +376,8 @@ async def test_indexes_follow_the_hot_queries() -> None:
         ("oauth_sign_ins", True, "(state_hash)"),
         ("oauth_sign_ins", False, "(mcp_config_id)"),
         ("oauth_sign_ins", False, "(expires_at)"),
+        ("conversation_sources", True, "(user_id, source, source_id)"),
+        ("conversation_sources", False, "(conversation_id)"),
     }
 
 
@@ -406,6 +410,7 @@ async def test_every_foreign_key_leads_an_index() -> None:
         ("reply_chunks", "message_id"),
         ("oauth_grants", "client_id"),
         ("oauth_sign_ins", "mcp_config_id"),
+        ("conversation_sources", "conversation_id"),
         ("feedback", "message_id"),
     ]:
         assert (child, column) in leading

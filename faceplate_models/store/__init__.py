@@ -11,8 +11,8 @@ Queries are hand-written SQL: keyset pagination needs row comparisons Tortoise c
 express, and building the models straight from rows keeps the hot paths close to the
 driver. The models stay the public types. One module per area (users, conversations,
 messages and the tree's history, usage, MCP configs, tasks, consistency, search, organise
-(folders, tags, archive, pin), retention (the purge), shares, feedback, live replies); the
-shared parts
+(folders, tags, archive, pin), retention (the purge), shares, feedback, live replies, MCP
+OAuth grants, a user's data out (`export`) and in (`imports`)); the shared parts
 are internal: `_rows` (running work, pages, building models), `_cursors`, `_paths` (the
 tree's SQL). Listings return a `Page` (a history page, a `HistoryPage`), except where the
 whole answer is small and bounded, which their docstrings say.
@@ -30,6 +30,7 @@ from faceplate_models.store.conversations import (
     restore_conversation,
     update_conversation,
 )
+from faceplate_models.store.export import export_user
 from faceplate_models.store.feedback import (
     RatedMessage,
     list_feedback,
@@ -46,6 +47,7 @@ from faceplate_models.store.history import (
     regenerate,
     switch_branch,
 )
+from faceplate_models.store.imports import Imported, ImportReport, import_conversations
 from faceplate_models.store.mcp_configs import (
     delete_mcp_config,
     get_mcp_config,
@@ -143,6 +145,8 @@ __all__ = [
     "UNSET",
     "GrantTokens",
     "HistoryPage",
+    "ImportReport",
+    "Imported",
     "Page",
     "Purged",
     "RatedMessage",
@@ -171,6 +175,7 @@ __all__ = [
     "delete_task",
     "delete_user",
     "edit_message",
+    "export_user",
     "follow_reply",
     "get_conversation",
     "get_history",
@@ -185,6 +190,7 @@ __all__ = [
     "get_turn",
     "get_user",
     "get_user_by_subject",
+    "import_conversations",
     "import_mcp_servers",
     "list_conversations",
     "list_feedback",

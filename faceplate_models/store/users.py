@@ -3,14 +3,26 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
+from typing import Final
 
 import asyncpg
 from uuid6 import uuid7
 
-from faceplate_models.engine import Connection
-from faceplate_models.errors import Conflict
+from faceplate_models.engine import Connection, current
+from faceplate_models.errors import Conflict, ValidationError
 from faceplate_models.models import SUBJECT_MAX, User
-from faceplate_models.store._rows import builder, columns, execute, fetchrow, missing, now, run
+from faceplate_models.store._rows import (
+    builder,
+    columns,
+    fetch,
+    fetchrow,
+    lock_user,
+    missing,
+    now,
+    run,
+)
+from faceplate_models.store.oauth import GrantTokens, get_mcp_grant
 from faceplate_models.validation import as_uuid, email_address, required_text
 
 _COLUMNS = columns(User)
@@ -86,16 +98,74 @@ async def get_user_by_subject(*, subject_id: str) -> User:
     return _users(row)
 
 
-async def delete_user(*, user_id: uuid.UUID | str) -> None:
-    """Delete the user and, by cascade, everything they own.
+#: What an erasure counts, by table: the user's rows in each, read in the deleting
+#: transaction (a message, a tool call, a reply and a feedback through its conversation).
+_GRANTS_SQL: Final = """SELECT c.name FROM faceplate.mcp_configs c
+    JOIN faceplate.oauth_grants g ON g.mcp_config_id = c.id WHERE c.user_id = $1"""
+_ERASED_SQL: Final = """SELECT
+    (SELECT count(*) FROM faceplate.conversations WHERE user_id = $1) AS conversations,
+    (SELECT count(*) FROM faceplate.messages m JOIN faceplate.conversations c
+        ON c.id = m.conversation_id WHERE c.user_id = $1) AS messages,
+    (SELECT count(*) FROM faceplate.tool_calls t JOIN faceplate.conversations c
+        ON c.id = t.conversation_id WHERE c.user_id = $1) AS tool_calls,
+    (SELECT count(*) FROM faceplate.tasks WHERE user_id = $1) AS tasks,
+    (SELECT count(*) FROM faceplate.mcp_configs WHERE user_id = $1) AS mcp_configs,
+    (SELECT count(*) FROM faceplate.oauth_grants g JOIN faceplate.mcp_configs c
+        ON c.id = g.mcp_config_id WHERE c.user_id = $1) AS oauth_grants,
+    (SELECT count(*) FROM faceplate.folders WHERE user_id = $1) AS folders,
+    (SELECT count(*) FROM faceplate.tags WHERE user_id = $1) AS tags,
+    (SELECT count(*) FROM faceplate.shares WHERE user_id = $1) AS shares,
+    (SELECT count(*) FROM faceplate.feedback WHERE user_id = $1) AS feedback,
+    (SELECT count(*) FROM faceplate.usage_days WHERE user_id = $1) AS usage_days,
+    (SELECT count(*) FROM faceplate.budgets WHERE user_id = $1) AS budgets"""
+
+
+async def delete_user(
+    *,
+    user_id: uuid.UUID | str,
+    revoke: Callable[[str, GrantTokens], Awaitable[object]] | None = None,
+) -> dict[str, int]:
+    """Erase the user: delete the user's row and, by cascade, everything they own, in one
+    transaction; returns how many rows of each kind were deleted (docs/guide.md, "A user's
+    data in and out", says what goes, and what stays in backups and WAL until they expire).
+
+    `revoke(name, tokens)`, when given, is awaited first for each of the user's OAuth grants
+    (your call of the provider's revocation endpoint): best effort, each failure counted in
+    `revocations_failed`, none stopping the erasure.
 
     A user with a long history takes a while to delete: this runs under the long statement
     timeout (FACEPLATE_DB_LONG_STATEMENT_TIMEOUT) rather than the per-request one.
     """
     uid = as_uuid("user_id", user_id)
-    status = await execute("DELETE FROM faceplate.users WHERE id = $1", uid, user=uid, long=True)
-    if status == "DELETE 0":
+    if revoke is not None and not callable(revoke):
+        raise ValidationError("revoke", "must be an async function of a name and the tokens")
+    client = current()
+    revoked = failed = 0
+    if revoke is not None:
+        for row in await fetch(_GRANTS_SQL, uid, user=uid):
+            try:
+                tokens = await get_mcp_grant(user_id=uid, name=row["name"])
+                if tokens is not None:
+                    await revoke(row["name"], tokens)
+                    revoked += 1
+            except Exception:  # best effort: the erasure goes on
+                failed += 1
+
+    async def erase(conn: Connection) -> dict[str, int] | None:
+        async with client.atomic(conn, long=True):
+            if not await lock_user(conn, uid):
+                return None
+            counted = await conn.fetchrow(_ERASED_SQL, uid)
+            assert counted is not None  # noqa: S101 - one row, always
+            await conn.execute("DELETE FROM faceplate.users WHERE id = $1", uid)
+        return {"users": 1, **{key: int(value) for key, value in counted.items()}}
+
+    erased = await run(erase, user=uid, long=True)
+    if erased is None:
         raise missing("user", uid)
+    if revoke is not None:
+        erased |= {"revoked": revoked, "revocations_failed": failed}
+    return erased
 
 
 __all__ = [

@@ -23,8 +23,10 @@ from faceplate_models.store import (
 from faceplate_models.store import _rows as rows
 from faceplate_models.store import (
     conversations,
+    export,
     feedback,
     history,
+    imports,
     messages,
     organise,
     replies,
@@ -96,7 +98,14 @@ async def test_delete_user_cascades_to_everything_they_own() -> None:
         )
         await fm.save_mcp_config(user_id=owner.id, name="todo", config={})
         await fm.add_task(user_id=owner.id, title="t")
-    await fm.delete_user(user_id=ada.id)
+    erased = await fm.delete_user(user_id=ada.id)
+    assert {kind: n for kind, n in erased.items() if n} == {
+        "users": 1,
+        "conversations": 1,
+        "messages": 1,
+        "mcp_configs": 1,
+        "tasks": 1,
+    }
     assert await counts() == {
         "users": 1,
         "conversations": 1,
@@ -590,18 +599,21 @@ async def test_hot_queries_use_their_indexes() -> None:
         # The heavy user's first conversation is long (30,000 messages, one path, written
         # by the server: the one whose tree and history are read below, as a long chat's
         # are); 199 others have a hundred each.
-        await conn.execute(
-            """INSERT INTO faceplate.messages (id, conversation_id, parent_id, user_id, role,
-                   content, depth, segment_id, created_at)
-               SELECT md5($1::text || n)::uuid, $1::uuid,
-                      CASE WHEN n > 0 THEN md5($1::text || (n - 1))::uuid END, $2,
-                      CASE WHEN n % 2 = 0 THEN 'user' ELSE 'assistant' END, 'hi', n,
-                      md5($1::text || 0)::uuid, $3::timestamptz + n * interval '1 millisecond'
-               FROM generate_series(0, 29999) n""",
-            str(chats[0][0]),
-            chats[0][1],
-            start,
-        )
+        for first in range(0, 30_000, 3000):  # each statement well within its time bound
+            await conn.execute(
+                """INSERT INTO faceplate.messages (id, conversation_id, parent_id, user_id,
+                       role, content, depth, segment_id, created_at)
+                   SELECT md5($1::text || n)::uuid, $1::uuid,
+                          CASE WHEN n > 0 THEN md5($1::text || (n - 1))::uuid END, $2,
+                          CASE WHEN n % 2 = 0 THEN 'user' ELSE 'assistant' END, 'hi', n,
+                          md5($1::text || 0)::uuid,
+                          $3::timestamptz + n * interval '1 millisecond'
+                   FROM generate_series($4::int, $4::int + 2999) n""",
+                str(chats[0][0]),
+                chats[0][1],
+                start,
+                first,
+            )
         await conn.execute(
             "UPDATE faceplate.conversations SET updated_at = $2::timestamptz + interval '30 s' "
             "WHERE id = $1",
@@ -873,6 +885,16 @@ async def test_hot_queries_use_their_indexes() -> None:
             retention.PURGE_INACTIVE_SQL, uuid.UUID(int=0), ada.id, start, 100
         ),
         "follow a reply": await explain(replies.FOLLOW_SQL, middle, ada.id, 0),
+        "export conversations": await explain(
+            export.CONVERSATIONS_SQL, ada.id, start - timedelta(days=9), uuid.UUID(int=0), 500
+        ),
+        "export messages": await explain(
+            export.MESSAGES_SQL, cid, ada.id, start - timedelta(days=9), uuid.UUID(int=0), 500
+        ),
+        "export tasks": await explain(
+            export.TASKS_SQL, ada.id, start - timedelta(days=9), uuid.UUID(int=0), 500
+        ),
+        "import, known source": await explain(imports.KNOWN_SQL, ada.id, "chatgpt", "c-1"),
         "flush a reply": await explain(
             replies.FLUSH_SQL, middle, ada.id, some_id, 0, "text", 4, 30, "channel", uuid7()
         ),
@@ -936,6 +958,10 @@ async def test_hot_queries_use_their_indexes() -> None:
         "purge temporary": ("idx_conversations_temporary",),
         "purge inactive": ("idx_conversations_user_activity",),
         "follow a reply": ("messages_pkey",),
+        "export conversations": ("idx_conversations_user_activity",),
+        "export messages": ("idx_messages_history", "idx_messages_parent"),
+        "export tasks": ("idx_tasks_user_created",),
+        "import, known source": ("uid_conversatio_user_id_78c758",),
         "flush a reply": ("replies_pkey",),
         "interrupt silent replies": ("idx_messages_streaming",),
         "tasks": ("idx_tasks_user_created",),

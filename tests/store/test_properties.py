@@ -151,7 +151,7 @@ def valid_calls(
         "get_or_create_user": {"subject_id": "hostile", "email": "hostile@example.com"},
         "get_user": {"user_id": user_id},
         "get_user_by_subject": {"subject_id": "hostile"},
-        "delete_user": {"user_id": uuid7()},
+        "delete_user": {"user_id": uuid7(), "revoke": _revoked},
         "create_conversation": {
             "user_id": user_id,
             "title": "t",
@@ -354,7 +354,12 @@ def valid_calls(
             "seconds": 60,
         },
         "complete_mcp_sign_in": {"user_id": user_id, "state": "s"},
+        "import_conversations": {"user_id": user_id, "source": b"[]"},
     }
+
+
+async def _revoked(name: str, tokens: Any) -> None:
+    return None
 
 
 async def _refreshed(tokens: Any) -> dict[str, Any]:

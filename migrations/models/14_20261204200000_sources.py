@@ -1,0 +1,196 @@
+"""A user's data in: where an imported conversation came from (`conversation_sources`, a new
+table, born empty, with its indexes), so that an export imported twice adds nothing. The
+previous release neither reads nor writes it; a foreign key to conversations takes a
+moment's lock on that table, taken first.
+"""
+
+from tortoise import BaseDBAsyncClient
+
+from faceplate_models.migrate import briefly
+
+RUN_IN_TRANSACTION = True
+
+UPGRADE = """
+LOCK TABLE "faceplate"."conversations" IN SHARE ROW EXCLUSIVE MODE;
+CREATE TABLE IF NOT EXISTS "faceplate"."conversation_sources" (
+    "id" UUID NOT NULL PRIMARY KEY,
+    "user_id" UUID NOT NULL,
+    "source" VARCHAR(32) NOT NULL,
+    "source_id" VARCHAR(255) NOT NULL,
+    "created_at" TIMESTAMPTZ NOT NULL,
+    "conversation_id" UUID NOT NULL REFERENCES "faceplate"."conversations" ("id") ON DELETE CASCADE,
+    CONSTRAINT "uid_conversatio_user_id_78c758" UNIQUE ("user_id", "source", "source_id")
+);
+CREATE INDEX IF NOT EXISTS "idx_conversation_sources_conv" ON "faceplate"."conversation_sources" ("conversation_id");
+COMMENT ON COLUMN "faceplate"."conversation_sources"."user_id" IS 'the conversation''s owner';
+COMMENT ON COLUMN "faceplate"."conversation_sources"."source" IS 'chatgpt, claude, openwebui, faceplate';
+COMMENT ON COLUMN "faceplate"."conversation_sources"."source_id" IS 'its id there';
+COMMENT ON TABLE "faceplate"."conversation_sources" IS 'Where an imported conversation came from: the product and its id there, so that the';
+"""
+
+
+async def upgrade(db: BaseDBAsyncClient) -> str:
+    return briefly(UPGRADE)
+
+
+async def downgrade(db: BaseDBAsyncClient) -> str:
+    return briefly('DROP TABLE IF EXISTS "faceplate"."conversation_sources"')
+
+
+MODELS_STATE = (
+    "eJztXetz2ziS/1dQ+jJ2lZJK5NjJOrdbZXs8E98m9lTs3OzDVwxMQRbPFMnlw4pub/736w"
+    "b4fgkU9aBofJiJRbIB8NcE0C90/3sws8fM9F6fMdfQp4NT8u+BRWcM/sjdGZIBdZzkOl7w"
+    "6YPJH6XJMw+e71Ldh6sTanoMLo2Zp7uG4xu2BVetwDTxoq3Dg4b1mFwKLONfAdN8+5H5U+"
+    "bCjX/+N1w2rDH7wbzop/OkTQxmjjNDNcbYN7+u+QuHX7uy/F/4g9jbg6bbZjCzkoedhT+1"
+    "rfhpw/Lx6iOzmEt9hs37boDDx9GF7xm9kRhp8ogYYopmzCY0MP3U6z5oybWBpl3f3Gm3l3"
+    "eaNmgAkG5bCC4M1eNv/4hDeDV6++79uw9HJ+8+wCN8mPGV93+IrhNgBCGH5/pu8Ae/T30q"
+    "nuAYJ6A+M9fDIRWQvZhStxzaFEkOXxh4Ht8IzTqAowsJwslXtQ2IZ/SHZjLr0cepMTo+rg"
+    "H0v86+Xnw6+3oATx1ilzZMAzE7rsNbI3EPUU9QxknVAOHw8R6i+/bNGwl04alKdPm9LLrQ"
+    "o8/E1M4i/J+3N9flCKdIciiPDd0n/0dMwyusFXuAdg24CAa2PPO8f5lpTA++nP0tD/fF55"
+    "tzDo7t+Y8ub4U3cA7Q4wI9eUqtJnjhgepPc+qOtcIde2RXPVu8NRvN8leoRR85kPjG+H7h"
+    "lnUejGEPKdvMwju1m9kDf8aT2s0GZyTwmPuTRzyHWWPAHz6PmeETh7lkTBfEdvmfM/iopk"
+    "NiWGRm6K79Cj4K33s9yDGufWvL99B/DxIQB9ibFu6HsIXb4wE+zX44wFdcyGOoIxgDY/xD"
+    "CwHSOHVIhwCG02TAmwDc+I8/Gm3a375d/dxg1w5gPK+RZpX5uHzzHvzHJLB0ZDXBnk5e4/"
+    "/f/2Ww/RnKJ+PRyWF+4vF3r9/GEwbJ7jEJRZe3mUE4IfhkIAff7i4O8/NJZtv5ILHpfKjc"
+    "cj7kNxw+X4tgnxuPlfIon+taTLhcMN0h5qn1hq9EyaciLa/+aTQ6Ono/enN08uH43fv3xx"
+    "/exIJr8VadBHt+9SsKsRnORFJtSgJwGcKm0RKu/Ax3fGPGKgSBDGVeFghJX0d/dIdJ8vIX"
+    "vOD4xjIX4dpXg/Xd1ZfL27uzL79lxISfz+4u8c6IX13krh6c5KZN3Aj5/eruE8Gf5B8315"
+    "f5RS1+7u4fAxwTDXxbs+y5RsepZTq6GqGW4XrgjFfkepZScb0rXI8wSrE9HH2K64k4IytW"
+    "pCWgNcoW3ZX1l0gSBQk+i24R2l9slxmP1l/ZggN8BeOgls5KAA1F8G9hM/sJaXI1WYlcOo"
+    "/F2/QHBe8Ob8x8IW6d3V6c/Xwp5OHtq0QXtoXGGRq+dkExytwf1qlHeupJSSXpxmJEn1Kf"
+    "+FNcfIg9IZRrOqfwr+8yhldmoHLA2L0h8RizCDVtUH9AiSEOBfnOtwnKHNCN8cyIyeikqD"
+    "1trpvV1arsdmIsVbBQv8ogLLQsPiDDX9ToWbgQlo9hlV5tEEorOyO/f7r8eknuB/iUplPT"
+    "9O4H5C/kTd0o2iOBhhdWrWrGo4Lf3pT3BKO6uiXX3z5/JmfXP8Mt6upT4Gz23mZHHXW55n"
+    "Hf3G1h7I5hWS1HLppoNO6ktVXHzVtYYdhVg5vY5jiBdZ0Ii5blp3UKm9VQWYmdVbikVKTm"
+    "o2EzB6REt3pNS8YTPXpfAKSk28GE6swxYWCvPYYTR4NdIpgxyz8IWTck+F8y+CHxDd9kh4"
+    "P6EYvW0sMFBTQ3YhRxDybU88WnQf4Me87ksHaiKBPZrk1knPtNLGQxwUoGshDErki2OSeX"
+    "lBtmVOOGGRXdMEKe0lCeaqifFSlbfN/bAX6A0qQJS0Aka6LYGUuY3tSeWx+JZVvslF+12J"
+    "wlz8qZ0tpMg4QrifRW5EiltTJLtD1j5ZumTLBtk/BxEs83TJPMqeGjR2Viu6AOACrQDIFl"
+    "C3kQyvvIoEa2zJa+94QVHvNxcCWMqHZUpmlaeSq3NC24Ljkkjms/GyDzgAK2AHl+psGFmQ"
+    "N78Ex3YIt1ccNtPQvW5tFMM2nGfIp7SBMmpWn2gUl8NjiOaehc6PnJI7BcdZUdfMUEsIMy"
+    "D3/lClagW2kR29akCc0VsIjZLgOp9Yk5PnlY8GWLX4v2Esv2CX8lNiYL4ePe/jqW0lObGt"
+    "5zpGuwvHdMztpfQ3vRvxJr9U25nCFUPO4yj336CCJ3I5EkRbIPmx2aemHIHjlIK/oavzS1"
+    "QU3EVXbGJUYcODBeMsRg21thxpaSizwAOZhRq4Jfabocxx6AcFPCfHylSbgHd6WMQWTXGd"
+    "/94sGHUQhkSj0Q4T2PSQYk1MUW3Nx8znDp/CoXaXD97cv55deDt5xl8JDhVwQgZK2ZTdbK"
+    "LOXeLJbQnOAPDp94BvDrIylyj99dP+f2bplVASrV0ul+hiqoAJWXyHWZAJWMH0nWBJoh6r"
+    "z1cyumfBXyo0J+9ijkp7gErAHUX+KG9nLeL0U1s+xlcIURpByn5bFUKdO6Hbg6K1Fjz0PC"
+    "X/76lZlx4FM52OnwqFveYI++5/yJqawmvD7g7uhjX1GLzLTtwPqS+AD7CJI3pW5biG6xjb"
+    "4ChD7LKodsE5DuoJ0LaKZPOG0rODZc3ZeEyCZ7gFygrJbahZbHy/4+ZS4j1CIGWrjQbJJu"
+    "i+gwLjJx7ZkIIHBcexzoPjw/5sGrxhgvu9CuZ8NfPB62EFewiT7uLQ+p2A9sMGmXPgIfCS"
+    "hJHvqoptB/VUxtJgrQiyEWf+Hl/66Lus3g3TwWL2IRv8gZqc4zdjFYq+8aH3fBpz9M4YMX"
+    "ov621Opk8smGxCUUnT40iucDHjHaRDdpMIbmMJ5pzh4CY0jiuFE5pLNxc0cjibC5o1Fl1B"
+    "zeKuNB6ae+jA3lH3u3OJHeRlYBfCPZOJQxvhr9/TTLyhjj85JDg62lhLT7W8xujYp67qhZ"
+    "SztY/uTafkK81BxW8qF19Xwh2nmW6E+hKUhSeYrMUDLpWOBZjOqlGRFqSOYGnu4rSla43X"
+    "s+ic7XpWM9eJQdfSzL0rKZThqeMiz5IkT8jVQSl1KAJc8giV6GeV/kCgoYNPWI9MuPNyq1"
+    "S6ldvVe7Xl5UQAnsYYwz+1dATVwe8ey2AcuEi0tu4fS5ChZS+onST5R+0mLVTeQZWVQTCg"
+    "WmUvZ2qOzlPuM1INwvJ30e2GTidkl5/oWxMbY0KNGa43vDOnV5kn5KPmkpcBh1UJ4oJzqs"
+    "fGBbTGQZFRcOh1xf5V5AZjsmI/OpTVz2bLA5oZY3hw+1JpPpWrtoqCFHJ/0kVeIIRC11Fl"
+    "sy2c4KeUDi3lymh/mG5ToTiBbV76bdxs00SyjUpI8oflDp9J3U6V+aXMmVzXByw9KUl022"
+    "JW8mMy+L9u2MmmblseWEqsvnld+SwBmSV2/J2J5bw/hoMklGL30o+Wj0/iQ+j4w/6o4i33"
+    "45+/y5ePgKdEIvNBTInmFMkWw//3tqWXkIDBMw815jf00XloE3xRgcGAtICkSf2h6zolPj"
+    "0aLcvWOMuj2blWbrv4NNo2odikn6kIunzmhx+be7esRjm8Xnm+tfo8fzbFD+bmVPenlm5r"
+    "5zXebwWUobaiDoZam6L+Op82f7Bqc6f7bN82cp20ZLVPt3WiUPbHbt65TFUBz+K7MXxscC"
+    "a6yF/BnpkBrsYUwck+oMaw7RuEiRMWYP1BXx/yJfSsY9OyRo5xOdEUb1aZmZcL2NVx4qwJ"
+    "scqfwRAmWD2q0Niv9bALo6wDl6vsuxzfLS5hYq4CkNr2eyvtLwXiLXZTQ8pYwoZWTXMnOL"
+    "+jfljqk1JiDYW3vwdo9Df7JzonD6eq1iweV0ObXiC4jvC+Ixn1AU9UVabiv09pMHhkED4t"
+    "QxZr0NLN8wieETI8qEi6UfH41ndGvASxc1iw20v3oVIPbDMWCdkayTwVFUvvPdbwZ1egud"
+    "laedrqv0mdDsS5HPoTjOQk2TK+XMA6FP/oDsTgp+puZaQ9E3S7k/ou+AEl2kCiVz233inM"
+    "I1hJjU8RhPYts+vqHjsrAKle+/CiSl+CoVSKlA+6sCbVKs/3LxGyhDE6P0cG5ys1bAxxot"
+    "On9O2nsQ2vOBymJC6IsK13CZHK340DkRlV+G4sAXDo4ItmNJTu4DwHZq4ozX177yIeybLK"
+    "58CBv2IcQrg2wQZUKx/RjK3WyqGwmIZBYCUbKI1FZ1SFFtsaZDtLRsF/Y1FmrwGAj+voY/"
+    "G9Zhy9LtcdQwf4eoXKF4r47WYgtBf2KLpgmy8oQdDhsewCgjbjzYPyStLptOSyYADMeTN3"
+    "5Z1F3UAh/S5RemhS8mTzdwP7u8fTU6Pnn168UXPL0AysyQ6IYD0qDPfmC5YCp5lKFu5Qq/"
+    "9HhaAObnV9dnX/9eHtB9XjIzzv9+d3lWzh90epSeua0zUBZpO1zgU0wKEP3D4Q5hxaKw7x"
+    "EYpE0M/yN5cxpdemCgC7DoSck1bTf2S2W3qmZIj+1WKmCjZ1xXARvKWtkBSLcTsOEBoprR"
+    "Nlbj5izwp7fQ1FWfkns0i9VIMH10aamDOaS7sdidDf+ThPXXqLVOSNjrAbWJ8Ts8rFBm+k"
+    "7OMdQYvlMFPpZbvYEtoDaMmUh7kcsq57uMnSaB7kKjwNAUzzNwLfIxawZzzAWGoCRl7OGZ"
+    "gvV7Q/3cW/iT3/aAm6/J1WwWcChOCRsbIqGHC3fDbwl/8/z+lHjGg4kZ/u+te+uMONSfpk"
+    "JqqEfgJqMuiOWPeGzXO01lBYHhQ0sB83iFAYe6jA8xfJQccJsEsO7e+h5eg2Xru4hQsODl"
+    "yPcxc/zp90MSWCa0KfKJ8GYINVGIWPBCkzTqKczaaVhkPjX06b2lU49hENAUnuUvE3YN6O"
+    "KQ7LlFDtJ946uJNNZDXhnhOygZT1rmAd+7t/Kvcvia3NrQfIQODo3wgU3YnPCJRmC2AiSe"
+    "Ti0P094dJI0OCX/Nw+G9NbXn7BnTqFBrQR6ARJ8Kdz/nPb7sa3KXpDzwxGcyNZAdC+geej"
+    "AZfWbcAXJvPdj20xNjDmdv4GffdVh8O7iE2dNFxZLvh6cItm9QE15B7Kn4LcH739mubxse"
+    "plz4/toGQe7g8DuM+UmMdbam3KdZ7UcuUUkEjBZiwqe8VDaUsuSrgSub9jTuF2kqOyW/f7"
+    "r8eknuo5bvB+TqlsCqGla/yg0p4YxYb+EjkUp7Ew8makCQSkMhPu+w24bvL2hbwd6wR9e2"
+    "/epctzHk8UuFoJcBnpsPCerNR4VNSYwq12P9B1HS/yAucfDag2VYn2qwnQTY2kEoBg5JDm"
+    "K4EE8sftPHFWxQ+Sai3fSr/Hp1nXsbVKsOJtTzhe5K/gwL0+QwfkvXNhm+2jU5+IlvXkPy"
+    "U7JpHRb40BBr2D4ZndXlPopHAj36gQdj+TP5KSb7SQVf7trhuzO9eUv25y7kIsZZWO5Yub"
+    "SCWUF3zubQCWm77GAfeAvPZ7Mhl4+HiVQcScOreFvensg43/MGp5Tv/aTE9e43TokTk3TY"
+    "t7WOFWQjKXHqivBVO4GzVK1cwPuD/0Y8uxxJoXg250CKTvFgdR7EYmwW/Eq/Yfx8l1PTxV"
+    "owfbCfuZ4PMpAwNYjBS3sER2/fvX/34ejkXewIjK/U+f/KQk7SyoOsKJOl2g9pZmK4nh+b"
+    "ekKDSvgi25RqSnQ2WdhLSLuPfWzEAhEyw4PTMMZHWLhgMsT2I6z6uU2WJDakJst9lmoPFv"
+    "tBYmIlcyqMqPxQYmhlTa9Gp/w5LI/36i8klbGnezsFN5WXqwnlfIsJ+iCb5ioSSsXejmpi"
+    "b0fF2FvHtZ+NcZkjsxrjNE3/YD55J4HyybtKkPFWblMwLMObaiLzaxOgC4QK7eVoB+X5x6"
+    "qX+phgP1b5J2Z53B2EdlZLX2AWZHdGYZgiJrt7i7huew1PMkcUnZb308eYRYVy4riGyDMG"
+    "O6/e6WPMWCj9qTRNeI0KnKLZi7mCvkmUB9A9HY6dPJi2/tTRqPMZ8ykapZswJU2zL0yhjm"
+    "Maesr03E12qFDZ6kVrP4MmZUJlIz97geU19boSku6r7OEEZNaYhwcIVZAfUQ3DaIytWkyE"
+    "D7SJVJxQdFgcHsT+XIwA8pnrBo4v0v5MqIFnBg6oCI/CipTf4Z1cX+O/vx9+DOta6PbM4e"
+    "GSK8jV63cV4bADt0SyrnYVpUi6zKr5dMFNIyJaLWLPd/zjQOheh98PW8+JzRRYeGEldrYS"
+    "GJCyjqRjj2SBzRB1fj/YbQy9qt+4Skz9SvUbk1i4liDLJ2bv5he8FN7MBM4Ae31Dzi7urk"
+    "DXkDq2IGKXW55aSFdo7Mn3nA0Egl3XKDsS3wSk3n2T2V1+GlhPLRH6isLNBTbU1w+J+760"
+    "GR2XyKhNkLqzbfMC2uoOTkJniyPIIjc3V9rwfeMsio2EVBk0RT7T0hQhm0F0i0owd5hGWI"
+    "oXRQNhQ/V3beexhMJYDbT8gSw+1TuD9fbPYuE/v6ElflB2HCu5O6w9kYWXNG7QlzyV9TtO"
+    "RyoszgQ9GCLWgV8S53ysU5LyGmCYCqYP0wPXRUeOKFlsmCYGTws/TzEh2aY6aXhAJu0Cjl"
+    "3u3Ighk4VYnAtJAawJUs6A8oMaKiR+tyHxO4kT6JoYsmnX9ZajXboN70bCXZIlqoByvUcn"
+    "Q7g/Dp1B5IsWuwSmag6T0cfHWp1oL3xZ+ZsNywkaRiXEJJ1Or57e4GHfofqU5yyCoYf7va"
+    "Q7YTfZifhwtRWYk6fcGx6lWSPOavOpyt+n86zS5q7hl+nbyziVEO4no3D4PkMRuvucsgO/"
+    "8XRKaPaGP2LIIYOGRHjuuEZv6WYwlo2OU2nZuiYW9ivWpOANq/YkNLIkNbSS8Kw9F6bBuJ"
+    "2lYCZJ3x7W2UlseMGppvMnJQ0ld1PDy8WAuezRQDKuJc8Nf4qZZPgYCLZvu8b/0jD5usiz"
+    "zs2emDkTDRoFK8nae7i3ossuGxsu033y7esVD8MVr06iODx+zWWBh2khFwQTqCxqk7/nzC"
+    "zK0LFbQ4dp20+B00QJTyjWo4UvB3qFjfL20xmmnEVzYNmXPCTpONLdW0LEGJtwIaHosi2E"
+    "Ox6SehFhSTjQ0FeBffTm3QcpE8m7DzU2EryZBd/wvKAZ+AlFh+O8VrZDbQbl5rnFWyYV75"
+    "xct+FM4o1TiLfLHd41eOtUkg3lBldKTPXH/mKVmFzG0XXkcO1jstGN6nkCsCo1L4ZzmZaX"
+    "MLBBZS6hY4Vms3TJLFHEJ8qhPwyVsgcPFgWfEV4tc8G1KUqiRKB24aTQpvq5t3h0jVDfuK"
+    "2SzALPh4ZN056vlFOS64mSGRzTeIfKNeeHco53UWfse571KGEcTKNdpIrLzn55G3aWrrul"
+    "RnChmmH9EL4yiSWHr2ORl6HLhuutqzEd29R7psVsNf5SOGrCGjq4Zftot63e7Duj6HSoCP"
+    "jWzsihsxPDkHWdJz/n61P4Nq351CWVRyp6xGJs7GlhWYqS+VlXP7FAu8UqivGVhnM1CuUj"
+    "Lptw1wZehL8B0qlI9YUCDcGX8jD/BX2kxhqm7/qqL/b39GqaPSCdmRS0FM4l2uw4wNbOrM"
+    "LM8JjGo9Carp450v1ZPmk0WUhg4TSa08UwCcRrP1P2bgFVpsJqibJfpkJVhq7PXC+Z7MWj"
+    "ZLHlq8D0mvQEaSJ1ij53UEB3NGGPaYhqgXC71r5OAluXniC2vLY8M58Lp9rLb3Z5WoL0lM"
+    "2cm4cRhDVkmgS7lX3vRV5E5yJlsxdc/HYRt7SPX/hSNhTmuETdxfYuprCuYpWPKSm7uMzJ"
+    "lK71KONmwudfGVYiWJ/yZD6//fXiEgsyG/ASbuz7mdjwGMbl8fzgPrAeVKYp9aa8TseYx/"
+    "sVD11uqpOGHqQsY6W9SBGgqRlU4UfKFT5K2aqadyb8aspppZxWXZe81yOS8Xmu4Sxv4gvJ"
+    "Uu1H/ChP7I/jlnRLbThUVMXR9csDtU2fdmb/jjxRyuvUGSatYw3vuLVEmUb7bySTMY1206"
+    "TT3Wm9ulGnzpjQPBliG3NCN9DdiEFha+cYRbKrErNDnAWr2uCQSj0oYWmwSlKwiaRdova8"
+    "OMsTHQw/yOZ0FvYCHkgKgsbUnpNZoBfKwm2kk3vLxzwfWHieeqKSvPA8xjEdgoLoNlz3eK"
+    "l403heyUTRrm55yI92Zcsr7QohnE2X1wyVMpe/aJtCJyonq5zfG4X3JdR/cBl04fE9QSS+"
+    "9D7yQoE+Rh7TJwZf9fN2P2qxBTUBPaHo/ifMQZ/Czmsy2FtNe44RdLbYdwF5y8a9FTf2ML"
+    "xum8iHlqMC8pVh9QlBd0Pq9SlFaQ4+7LiqiSh/maRS3n45XhSqVox7y1DuT9hbIlxGkYkP"
+    "jPrEMQOPC544Wjvwo4InQkQlzJJO1rMnBgBl91F2n3WlACooNMWvpWlIhHTy/E7qMMvtFx"
+    "kVbtPREKlE+1VWiTgNf71pYqElu5VMJIRjMJ0XP48rSxHU/Ieo0eMZswksu9OkytdH8sQc"
+    "P5UOVNQ/gtW3JO/02lsvMSz8M/1FY9CBSo3UKe2+bGOqlBJL96JuJQ9MCYmhW1t8ow9sgq"
+    "cxZQsBrFtMxFlVBLr6nEr0fC+c2ds+jNI1o2B34W/hcKmSUzZYeqqjwK5fVtmao+UWVktW"
+    "JtKIG7XSjIePSMsxKOy/skHaJ6ZhPaGhhGaMrqehI2QO/wSOuB/iNsQCm5GbpEyKWWvbDZ"
+    "0j/MysCPZa4gzhBTIEaBqnqvSGFII2U/b0rFoo54IJO8VW5PvMm5Xl+8nX/1Oxop2U/FJf"
+    "bgHuukiwLF3HA8JyIY587B+TP9E8a9k+V2taG6c2FSJmMjppKMukSLrvvKDEs6jjTW0/Mi"
+    "imhIutWcyN57KU93Vn/iOSjh/1B2DnwjKbXpjjTa/9Z7++A/3KWlrJgJ5ZS9UB4j5zXeoA"
+    "sYp42OR+1veond1aPyJVqqXp41vYzH5CutTukfqglpcyV1XjVzqeLVs1fjf2pTv6OCixLu"
+    "HlYZ1tyaeP0pYli4fRAiOZSahIWeUEWCQVZFxrASOaPcAlUADTWJXakVq0VOr5ilYJ/vbK"
+    "8dUt8wf/twB09QHD6PleeGSyxwvfSlXlfFtTlfNtsSqn0uWq0d9PqV7pci+R6zK6nFI2lL"
+    "Kxa0l4qbJRLQFXGCUiITRnEm5Q2CKthIQyb0/Q32h5izvqlcbZ8etL9AZPOrQOY8fZTAS/"
+    "heUmfHtsE9Pw/CGZTw19KpIjJ2f3+IDRlu7awSPWpbDNMkVinS03dEe39BRz/LijWAvJOb"
+    "yNndT2zMH5t45xxFlJlBu5k3qUb/hmI0UqJuihJnUspUkd12hSx0VNKj2yAs7VIYQ5sg6n"
+    "u+5sIGFmHWvgGc7Qdds9vA7slQdY6Y/KaqC4rqwGymrQLUg3aTXYqAYMQsIFNc1BmRYc3R"
+    "vWasLwlKbDY9J+NKQgSMEV15KcNSLNjIidhEejTDa8puLEcL0o7wA/KlbmX9tAD+1T2eB4"
+    "JOObE0xlY5xzKnL2IIBkz0Gu66gRPfwG5LqG1mGCaakRNHthQV/ZX5zAp9BPPpVP+zDz1K"
+    "hspyaMfumY6lMLKftBv9MLbTFdws6zC4UrTQHjaitNiqTLdhoOL9/+AFe+tRiSWSayhpvR"
+    "8YmE4QaeqjTc8HtKme23WiOjzKrA1o2uZS/jcO8g5x9KS8IzOmbiPEcoAW4L+qIM2YADpc"
+    "T7sX1nlBGhgQDY0rkENqLeq3DZjYbLlqw4a0C5c0fdN7PMrOVAfPXCs1VG7N0ysxT80oV4"
+    "DZW91mf9+oYD+5mWZoCO7w3rrF8Bf7UxXUhbv8I4jTBzZmSHMjCBMgZteMEMY8Md5pJvdx"
+    "cEWuaP8K5PyRznCz5CXYN5WCUKH7ALOt6m+rm3+APCfPYQjB+Z7w15WgRyQMmEzYmLZ0Ap"
+    "Ps5zSDNYBTHoZJENZT9sGXIyFnyJKhcPIpZKmbgSnmlPTBWZ2rXEXZMySny7RazPjcfq1F"
+    "EJUWczjMprryI71J9Go6Oj96M3Rycfjt+9f3/84U2cJqp4qy5f1PnVr+gKH6Y11qJv3LCc"
+    "wBepQxqCn6dUHFiNAzrVp2ysrc6IigYUP1rwQ+PJaFdnR4FecWM1btiBv+q8KJAqHqzGA5"
+    "D5PNuCca3EhjJqxYkV1yYQqhquRiFFZxEfzAzdtV9BF36zbOtbhj6wHNfQS6M2a+BPU3WX"
+    "BZHiODf8KbFswseMifAntqvLVu/cCVdC5bDoBqsIXw51yRrfV4fsaKCstzYGo/Mqh1lak5"
+    "b13KZpuuy6XTHEfv3FZoWJogHCMUEP4R1JnWAY1ZxgGBVPMKhITxXpuWvXT0cjPbk9+6tt"
+    "moEzqDJ3h7eHyy3eLn9yA0ZvbjjO5g/MmaVpaJhetDJ6N+jn3nrImq+5wbvtqclQ7CiLxG"
+    "hh1Q75ogzbO19Hh8qw3TnNQBm2d80BZdjuID+UYbsj3FCG7d3zQBm2u8IJZdhWhm1l2H7B"
+    "Af+FI01Dwp6ZRWwLGCYMK5JncNYTlq4cC0uwVI4F5VjYObzKsaAcC/sI6f46Frjdu8SjIL"
+    "hR50oI7ZlS9YnhWdsi86lNPPgqPJTY4iyGICfAhmH5hr8g0e5RWoZ4pUaaGflLjPWDzze/"
+    "X349uB+wGTXM+8HhoMR8D0PT+H3NtOe1BfSU+X635nvOpSbbbUzQw+32aCSz3cJTldstv5"
+    "fdbr3g4X+Y7jdMJZClWg/WO61Rn08dcCyVOuC4JnXAsUodII9+f1MHqDx4feN6hFE+D15B"
+    "6q4WEpPPIzzZV2L9a5CT/Jw3sodfQJU8XmmLW2Py9r7CNWFsjF9dO6R+SbXSS5Rsc1weF9"
+    "IEJN5IXyGa2rhatQLoky32tT7CM9MdfGJitK0o8eXitwveTl+REjXk24F0i230FaD2VUl6"
+    "VokkC05Y/6MNOl5vN7JsWozVMUon4egvTqlg6pZQJQHcfUFr/ZbrP/4fDfgXfg=="
+)
