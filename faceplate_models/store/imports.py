@@ -485,7 +485,8 @@ def _place(conversation: _Conversation) -> tuple[list[_Placed], list[tuple[Any, 
             maker = opens.pop(call, None)
             if maker is None:
                 raise ValidationError(f"{where}tool_results", f"{call!r} answers no open call")
-            calls[(uuid.UUID(maker), call)][3] = message_id
+            made = calls[(uuid.UUID(maker), call)]
+            made[3] = made[3] or message_id  # the first answer, as an append records it
         for call in draft.calls:
             if call in opens:
                 raise ValidationError(f"{where}tool_calls", f"{call!r} is still open")

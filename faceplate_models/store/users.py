@@ -17,7 +17,6 @@ from faceplate_models.store._rows import (
     columns,
     fetch,
     fetchrow,
-    lock_user,
     missing,
     now,
     run,
@@ -98,8 +97,8 @@ async def get_user_by_subject(*, subject_id: str) -> User:
     return _users(row)
 
 
-#: What an erasure counts, by table: the user's rows in each, read in the deleting
-#: transaction (a message, a tool call, a reply and a feedback through its conversation).
+#: What an erasure counts, by table: the user's rows in each, read by the deleting statement
+#: itself (messages and tool calls through their conversations).
 _GRANTS_SQL: Final = """SELECT c.name FROM faceplate.mcp_configs c
     JOIN faceplate.oauth_grants g ON g.mcp_config_id = c.id WHERE c.user_id = $1"""
 _ERASED_SQL: Final = """SELECT
@@ -118,6 +117,11 @@ _ERASED_SQL: Final = """SELECT
     (SELECT count(*) FROM faceplate.feedback WHERE user_id = $1) AS feedback,
     (SELECT count(*) FROM faceplate.usage_days WHERE user_id = $1) AS usage_days,
     (SELECT count(*) FROM faceplate.budgets WHERE user_id = $1) AS budgets"""
+# One statement: no lock taken before the delete's own, so it meets other transactions'
+# locks in the order a plain delete does (a deadlock is then its to lose, and retried).
+_ERASE_SQL: Final = f"""WITH counted AS ({_ERASED_SQL}),
+    gone AS (DELETE FROM faceplate.users WHERE id = $1 RETURNING id)
+    SELECT counted.* FROM counted, gone"""
 
 
 async def delete_user(
@@ -153,11 +157,9 @@ async def delete_user(
 
     async def erase(conn: Connection) -> dict[str, int] | None:
         async with client.atomic(conn, long=True):
-            if not await lock_user(conn, uid):
-                return None
-            counted = await conn.fetchrow(_ERASED_SQL, uid)
-            assert counted is not None  # noqa: S101 - one row, always
-            await conn.execute("DELETE FROM faceplate.users WHERE id = $1", uid)
+            counted = await conn.fetchrow(_ERASE_SQL, uid)
+        if counted is None:
+            return None
         return {"users": 1, **{key: int(value) for key, value in counted.items()}}
 
     erased = await run(erase, user=uid, long=True)
