@@ -21,7 +21,9 @@ from faceplate_models.store import (
     feedback,
     history,
     messages,
+    oauth,
     organise,
+    replies,
     search,
     shares,
     tasks,
@@ -359,7 +361,12 @@ class Raw:
                     retention_sql.PURGE_SQL[kind], at - timedelta(days=days), 100
                 )
                 deleted[kind] = int(status.split()[-1])
-        return Purged(**deleted)
+            # The same sweeps as the store's: silent live replies, expired sign-ins.
+            interrupted = await conn.fetchval(replies.INTERRUPT_SQL, 100)
+            status = await conn.execute(oauth.EXPIRED_SIGN_INS_SQL, 100)
+        return Purged(
+            **deleted, interrupted_replies=interrupted, expired_sign_ins=int(status.split()[-1])
+        )
 
     async def list_tasks(
         self, *, user_id: uuid.UUID, completed: bool, limit: int = 50
