@@ -172,11 +172,16 @@ def role(value: object) -> Role:
 _ROLES: Final = [r.value for r in Role]
 
 
+def whole_number(field: str, value: object, low: int, high: int, what: str = "") -> int:
+    """A whole number from `low` to `high` (a bool is not one); `what` names its unit."""
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValidationError(field, f"must be a whole number{what} from {low} to {high}")
+    return value
+
+
 def page_size(value: object, most: int = MAX_PAGE) -> int:
     """A page size from 1 to `most` (MAX_PAGE unless a listing allows fewer)."""
-    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= most:
-        raise ValidationError("limit", f"must be a whole number from 1 to {most}")
-    return value
+    return whole_number("limit", value, 1, most)
 
 
 def flag(field: str, value: object, *, optional: bool = False) -> bool | None:

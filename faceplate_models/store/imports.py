@@ -31,7 +31,8 @@ from faceplate_models.errors import QuotaExceeded, ValidationError
 from faceplate_models.formats.shape import KEYS, Draft
 from faceplate_models.models import SOURCE_ID_MAX, TITLE_MAX, Role
 from faceplate_models.store import _quotas as quotas
-from faceplate_models.store._rows import below_limit, fetchrow, lock_user, missing, run
+from faceplate_models.store._rows import below_limit, lock_user, missing, run
+from faceplate_models.store.users import get_user
 from faceplate_models.validation import as_uuid
 
 #: Messages written per statement of a conversation's import.
@@ -465,9 +466,12 @@ class _Placed:
     at: datetime
 
 
-def _place(conversation: _Conversation) -> tuple[list[_Placed], list[tuple[Any, ...]]]:
-    """The conversation's messages placed on a tree as an append places them, and its tool
-    calls: (messages, calls as (id, call id, message, answer, time))."""
+def _place(
+    conversation: _Conversation,
+) -> tuple[list[_Placed], list[tuple[Any, ...]], _Placed | None]:
+    """The conversation's messages placed on a tree as an append places them, its tool
+    calls, and its active leaf: (messages, calls as (id, call id, message, answer, time),
+    the source's current message, else the last; None without messages)."""
     placed: dict[str, _Placed] = {}
     continued: set[uuid.UUID] = set()  # messages whose segment a child continues
     calls: dict[tuple[uuid.UUID, str], list[Any]] = {}
@@ -504,19 +508,18 @@ def _place(conversation: _Conversation) -> tuple[list[_Placed], list[tuple[Any, 
         )
         placed[node.key] = here
         order.append(here)
-    return order, [tuple(call) for call in calls.values()]
+    leaf = placed.get(conversation.current or "") or (order[-1] if order else None)
+    return order, [tuple(call) for call in calls.values()], leaf
 
 
 async def _store(uid: uuid.UUID, conversation: _Conversation) -> Imported:
     """Store one conversation in one transaction; `skipped` if its source is known."""
-    messages, calls = _place(conversation)
-    if not messages:
+    messages, calls, leaf = _place(conversation)
+    if leaf is None:
         raise ValidationError("source", "the conversation has no message this package can show")
     limits = quotas.limits()
     if len(messages) > limits.messages_per_conversation:
         raise quotas.exceeded("messages_per_conversation", "the imported conversation")
-    by_key = {node.key: placed for node, placed in zip(conversation.nodes, messages, strict=True)}
-    leaf = by_key.get(conversation.current or "") or messages[-1]
     newest = max(messages[-1].at, conversation.updated_at or messages[-1].at)
     title = str(conversation.title or "").strip()[:TITLE_MAX] or None
     source_id = conversation.source_id[:SOURCE_ID_MAX]
@@ -595,8 +598,7 @@ async def import_conversations(*, user_id: uuid.UUID | str, source: Any) -> Impo
     id is remembered) is skipped; one that cannot be read or stored fails alone. Returns
     the report, per conversation."""
     uid = as_uuid("user_id", user_id)
-    if await fetchrow("SELECT 1 FROM faceplate.users WHERE id = $1", uid, user=uid) is None:
-        raise missing("user", uid)
+    await get_user(user_id=uid)  # NotFound before anything is read
     report = ImportReport()
     entries = _entries(source)
     while True:

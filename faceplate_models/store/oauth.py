@@ -29,7 +29,7 @@ from faceplate_models import secrets as sealed
 from faceplate_models.errors import Conflict, LockTimeout, SignInRequired, ValidationError
 from faceplate_models.models import MCP_NAME_MAX, URL_MAX
 from faceplate_models.store._rows import execute, fetchrow, missing, now, run, write_row
-from faceplate_models.validation import as_uuid, json_object, required_text, text
+from faceplate_models.validation import as_uuid, json_object, required_text, text, whole_number
 
 #: Most characters of a token (a JWT with many claims stays far below).
 MAX_TOKEN: Final = 16_384
@@ -37,6 +37,10 @@ MAX_TOKEN: Final = 16_384
 EXPIRY_MARGIN: Final = timedelta(seconds=30)
 #: How long a refresh may hold the grant's lease; the others wait that long at most.
 LEASE_SECONDS: Final = 30.0
+#: The most a generation counts to (the column's BIGINT), and the longest an access token's
+#: `expires_in` may be (ten years; a longer one is no expiry to speak of).
+MAX_GENERATION: Final = 2**63 - 2
+MAX_TOKEN_SECONDS: Final = 10 * 365 * 86_400
 #: How long a sign-in's PKCE verifier and state are kept, by default.
 SIGN_IN_SECONDS: Final = 600
 
@@ -169,18 +173,15 @@ async def save_mcp_grant(
     outside `refresh_mcp_grant`. A newer generation stored meanwhile is a `Conflict`: the
     caller's tokens are older than the stored ones, and are not written."""
     uid, label = as_uuid("user_id", user_id), _name(name)
-    if isinstance(generation, bool) or not isinstance(generation, int) or generation < 0:
-        raise ValidationError("generation", "must be the generation read, 0 or more")
+    whole_number("generation", generation, 0, MAX_GENERATION)
     record = {
         "access_token": _token("access_token", access_token, required=True),
         "refresh_token": _token("refresh_token", refresh_token),
         "token_type": text("token_type", token_type, 64),
         "scope": None if scope is None else text("scope", scope, 4096),
     }
-    if expires_in is not None and (
-        isinstance(expires_in, bool) or not isinstance(expires_in, int) or expires_in < 0
-    ):
-        raise ValidationError("expires_in", "must be a number of seconds, 0 or more")
+    if expires_in is not None:
+        whole_number("expires_in", expires_in, 0, MAX_TOKEN_SECONDS, " of seconds")
     expires_at = None if expires_in is None else now() + timedelta(seconds=expires_in)
     key_id, box = sealed.seal_record(_GRANT, _identity(uid, label, generation + 1), record)
     row = await write_row(
@@ -350,8 +351,7 @@ async def begin_mcp_sign_in(
     uid, label = as_uuid("user_id", user_id), _name(name)
     key = _hash(text("state", state, 1024))
     verifier = text("code_verifier", code_verifier, 128)
-    if isinstance(seconds, bool) or not isinstance(seconds, int) or not 1 <= seconds <= 3600:
-        raise ValidationError("seconds", "must be 1 to 3600")
+    whole_number("seconds", seconds, 1, 3600)
     key_id, box = sealed.seal_record(_SIGN_IN, [str(uid), key], {"code_verifier": verifier})
     row = await write_row(_BEGIN_SQL, uid, label, uuid7(), key, key_id, box, seconds, user=uid)
     if row is None:

@@ -48,7 +48,7 @@ from faceplate_models.store.messages import (
     messages_of,
     money_sql,
 )
-from faceplate_models.validation import MAX_TEXT_CHARS, as_uuid, text
+from faceplate_models.validation import MAX_TEXT_CHARS, as_uuid, text, whole_number
 
 # The settings `init_db` installed; the defaults until then.
 _settings = Streaming()
@@ -539,14 +539,6 @@ async def _tick(handle: weakref.ref[ReplyWriter], wake: asyncio.Event) -> None:
             await asyncio.wait_for(wake.wait(), wait)
 
 
-def _flush_size(name: str, value: int | None, default: int, low: int, high: int) -> int:
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ValidationError(name, f"must be a whole number from {low} to {high}")
-    return value
-
-
 async def start_reply(
     *,
     user_id: uuid.UUID | str,
@@ -574,10 +566,10 @@ async def start_reply(
     place = _after(after)
     turn = as_uuid("turn_id", turn_id) if turn_id is not None else None
     settings = _settings
-    every = _flush_size("flush_ms", flush_ms, settings.flush_ms, *Streaming.RANGES["flush_ms"])
-    size = _flush_size(
-        "flush_bytes", flush_bytes, settings.flush_bytes, *Streaming.RANGES["flush_bytes"]
-    )
+    every = settings.flush_ms if flush_ms is None else flush_ms
+    size = settings.flush_bytes if flush_bytes is None else flush_bytes
+    whole_number("flush_ms", every, *Streaming.RANGES["flush_ms"])
+    whole_number("flush_bytes", size, *Streaming.RANGES["flush_bytes"])
     draft = Draft(
         {
             "role": Role.ASSISTANT,
@@ -622,8 +614,7 @@ async def follow_reply(
     A complete message yields its text from `after` and ends."""
     uid = as_uuid("user_id", user_id)
     mid = as_uuid("message_id", message_id)
-    if isinstance(after, bool) or not isinstance(after, int) or not 0 <= after <= MAX_TEXT_CHARS:
-        raise ValidationError("after", f"must be a number of characters, 0 to {MAX_TEXT_CHARS}")
+    whole_number("after", after, 0, MAX_TEXT_CHARS, " of characters")
     client = current().root
     settings = _settings
     assert isinstance(client, FaceplateClient)  # noqa: S101 - current().root is the pool's

@@ -22,6 +22,7 @@ from faceplate_models.store._cursors import EARLIEST, LATEST
 from faceplate_models.store._rows import now, run
 from faceplate_models.store.oauth import EXPIRED_SIGN_INS_SQL
 from faceplate_models.store.replies import interrupt_silent_replies
+from faceplate_models.validation import whole_number
 
 #: Conversations deleted per statement; each takes its messages with it.
 DEFAULT_BATCH: Final = 100
@@ -106,8 +107,7 @@ async def purge_expired(
     say how many of each kind. `at` is the moment to count from (now by default). It also
     marks interrupted the replies whose writers fell silent, and deletes expired OAuth
     sign-ins."""
-    if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= MAX_BATCH:
-        raise ValidationError("batch", f"must be a whole number from 1 to {MAX_BATCH}")
+    whole_number("batch", batch, 1, MAX_BATCH)
     if at is not None and (
         not isinstance(at, datetime) or at.tzinfo is None or not EARLIEST < at < LATEST
     ):
