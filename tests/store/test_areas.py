@@ -885,8 +885,14 @@ async def test_hot_queries_use_their_indexes() -> None:
             retention.PURGE_INACTIVE_SQL, uuid.UUID(int=0), ada.id, start, 100
         ),
         "follow a reply": await explain(replies.FOLLOW_SQL, middle, ada.id, 0),
+        # A user of the seeds' usual size: the heavy one holds half the table, which the
+        # planner rightly reads whole; a user among many holds a sliver of it.
         "export conversations": await explain(
-            export.CONVERSATIONS_SQL, ada.id, start - timedelta(days=9), uuid.UUID(int=0), 500
+            export.CONVERSATIONS_SQL,
+            users[1].id,
+            start - timedelta(days=9),
+            uuid.UUID(int=0),
+            500,
         ),
         "export messages": await explain(
             export.MESSAGES_SQL, cid, ada.id, start - timedelta(days=9), uuid.UUID(int=0), 500
