@@ -12,11 +12,10 @@ from typing import Any
 import asyncpg
 from uuid6 import uuid7
 
-from benchmarks.common import POOL, next_cursor, placed, position
+from benchmarks.common import POOL, next_cursor, position
 from faceplate_models.config import DatabaseTarget, Retention
 from faceplate_models.store import _cursors as cursors
 from faceplate_models.store import (
-    _rows,
     conversations,
     feedback,
     history,
@@ -33,6 +32,11 @@ from faceplate_models.store import (
 from faceplate_models.store import retention as retention_sql
 from faceplate_models.store.retention import Purged
 from faceplate_models.validation import MAX_PAGE_BYTES
+
+
+async def _kept(conn: asyncpg.Connection) -> None:
+    """No reset when a connection goes back: asyncpg's default (RESET ALL, UNLISTEN, ...) is a
+    round trip on every release, which this hand-written code, like the store, never needs."""
 
 
 class Raw:
@@ -54,6 +58,7 @@ class Raw:
             database=t.database,
             min_size=5,
             max_size=POOL,
+            reset=_kept,
         )
 
     async def close(self) -> None:
@@ -76,79 +81,49 @@ class Raw:
     async def _append(
         self, user_id: uuid.UUID, conversation_id: uuid.UUID, drafts: list[dict[str, Any]]
     ) -> list[dict[str, Any]]:
-        """The store's turn, by hand: lock (and read the leaf), one statement for
-        everything, commit. After the active leaf, with no turn id, as the suite appends."""
+        """The store's turn, by hand: one call of the schema's function, which locks, places,
+        writes and commits in one round trip. After the active leaf, with no turn id, as the
+        suite appends."""
         assert self.pool is not None
         ids = [uuid7() for _ in drafts]
-        now = datetime.now(UTC)
-        async with self.pool.acquire() as conn, conn.transaction():
-            args = (conversation_id, user_id, ids[0], None)
-            row = await conn.fetchrow(messages.LOCK_CONVERSATION_SQL[messages.LEAF], *args)
-            if row is None:
-                raise LookupError(conversation_id)
-            if row["stale"]:
-                row = await conn.fetchrow(messages.PARENT_SQL[messages.LEAF], *args)
-                assert row is not None
-            leaf = (row["id"], row["depth"], row["segment_id"]) if row["id"] else None
-            places = placed(leaf, ids)
-            opens = json.loads(row["open_calls"] or "{}")
-            made: dict[str, uuid.UUID] = {}
-            answered: dict[str, uuid.UUID] = {}
-            open_sets = []
-            priced = list(
-                dict.fromkeys(
-                    (d.get("provider") or "", d["model"]) for d in drafts if d.get("usage")
-                )
-            )
-            for message_id, draft in zip(ids, drafts, strict=True):
-                for result in draft.get("tool_results") or ():
-                    opens.pop(result["tool_call_id"])
-                    answered[result["tool_call_id"]] = message_id
-                for call in draft.get("tool_calls") or ():
-                    opens[call["id"]] = str(message_id)
-                    made[call["id"]] = message_id
-                open_sets.append(json.dumps(opens) if opens else None)
-            values: tuple[Any, ...] = (
-                conversation_id,
-                user_id,
-                max(now, row["updated_at"] + timedelta(microseconds=len(drafts))),
-                ids,
-                None,  # no turn id: the caller gave none
-                [parent for parent, _, _ in places],
-                [d["role"] for d in drafts],
-                [d.get("content") for d in drafts],
-                [json.dumps(d["tool_calls"]) if d.get("tool_calls") else None for d in drafts],
-                [json.dumps(d["tool_results"]) if d.get("tool_results") else None for d in drafts],
-                [depth for _, depth, _ in places],
-                [segment for _, _, segment in places],
-                [None for _ in drafts],
-                open_sets,
-                [d.get("model") for d in drafts],
-                [d.get("provider") for d in drafts],
-                [d.get("finish_reason") for d in drafts],
-                [json.dumps(d["usage"]) if d.get("usage") else None for d in drafts],
-                [None for _ in drafts],
-                [None for _ in drafts],
-                [uuid7() for _ in made],
-                list(made),
-                list(made.values()),
-                [answered.get(call) for call in made],
-                [],
-                [],
-                [],
-                len(opens),
-                [None for _ in drafts],  # complete messages, none streamed
-                None,
-                [uuid7() for _ in priced],
-                [provider for provider, _ in priced],
-                [model for _, model in priced],
-                [uuid7() for _ in priced],
-            )
-            money = bool(priced)  # no hold: the suite reserves nothing for its turns
-            rows = await conn.fetch(
-                messages.APPEND_SQL[money],
-                *values[: None if money else messages.UNPRICED_PARAMETERS],
-            )
+        priced = list(
+            dict.fromkeys((d.get("provider") or "", d["model"]) for d in drafts if d.get("usage"))
+        )
+        answers = [[r["tool_call_id"] for r in d.get("tool_results") or ()] for d in drafts]
+        calls = [[c["id"] for c in d.get("tool_calls") or ()] for d in drafts]
+        values: tuple[Any, ...] = (
+            conversation_id,
+            user_id,
+            messages.LEAF,
+            None,
+            None,  # no turn id: the caller gave none
+            10_000_000,
+            datetime.now(UTC),
+            ids,
+            [d["role"] for d in drafts],
+            [d.get("content") for d in drafts],
+            [json.dumps(d["tool_calls"]) if d.get("tool_calls") else None for d in drafts],
+            [json.dumps(d["tool_results"]) if d.get("tool_results") else None for d in drafts],
+            [d.get("model") for d in drafts],
+            [d.get("provider") for d in drafts],
+            [d.get("finish_reason") for d in drafts],
+            [json.dumps(d["usage"]) if d.get("usage") else None for d in drafts],
+            [None for _ in drafts],
+            [None for _ in drafts],
+            [None for _ in drafts],  # complete messages, none streamed
+            [json.dumps(a) for a in answers],
+            [json.dumps(c) for c in calls],
+            [uuid7() for c in calls for _ in c],
+            None,  # no hold: the suite reserves nothing for its turns
+            [uuid7() for _ in priced],
+            [provider for provider, _ in priced],
+            [model for _, model in priced],
+            [uuid7() for _ in priced],
+            False,
+        )
+        rows = await self.pool.fetch(messages.APPEND_SQL, *values)
+        if not rows:
+            raise LookupError(conversation_id)
         return [self._message(row) for row in rows]
 
     async def append_message(
@@ -195,14 +170,9 @@ class Raw:
         self, *, user_id: uuid.UUID, conversation_id: uuid.UUID, message_id: uuid.UUID
     ) -> uuid.UUID:
         assert self.pool is not None
-        async with self.pool.acquire() as conn, conn.transaction():
-            if await conn.fetchrow(history.LOCK_SQL, conversation_id, user_id) is None:
-                raise LookupError(conversation_id)
-            tips = await conn.fetch(history.TIPS_SQL, conversation_id, user_id, message_id)
-            tip = max(tips, key=lambda t: (t["created_at"], t["id"]))
-            opens = len(json.loads(tip["open_calls"])) if tip["open_calls"] else 0
-            await conn.execute(history.SET_LEAF_SQL, conversation_id, user_id, tip["id"], opens)
-        leaf: uuid.UUID = tip["id"]
+        leaf: uuid.UUID = await self.pool.fetchval(
+            history.SWITCH_SQL, conversation_id, user_id, message_id
+        )
         return leaf
 
     async def get_siblings(
@@ -301,12 +271,10 @@ class Raw:
         self, *, user_id: uuid.UUID, conversation_id: uuid.UUID, pinned: bool
     ) -> dict[str, Any]:
         assert self.pool is not None
-        async with self.pool.acquire() as conn, conn.transaction():
-            await conn.fetchrow(organise.LOCK_SQL, conversation_id, user_id)
-            row = await conn.fetchrow(
-                organise.ORGANISE_SQL, conversation_id, user_id, False, None, True, pinned,
-                False, None, False, None, datetime.now(UTC),
-            )  # fmt: skip
+        row = await self.pool.fetchrow(
+            organise.ORGANISE_SQL, conversation_id, user_id, False, None, True, pinned,
+            False, None, False, None, datetime.now(UTC),
+        )  # fmt: skip
         assert row is not None
         return dict(row)
 
@@ -394,12 +362,10 @@ class Raw:
         assert self.pool is not None
         at = datetime.now(UTC)
         today = at.date()
-        async with self.pool.acquire() as conn, conn.transaction():
-            await conn.fetch(_rows.LOCK_USER_SQL, user_id)
-            rows = await conn.fetch(
-                usage.RESERVE_SQL, user_id, uuid7(), estimate, at, at + timedelta(seconds=ttl),
-                today, today.replace(day=1),
-            )  # fmt: skip
+        rows = await self.pool.fetch(
+            usage.LOCKED_RESERVE_SQL, user_id, uuid7(), estimate, at,
+            at + timedelta(seconds=ttl), today, today.replace(day=1),
+        )  # fmt: skip
         if rows[0]["period"] is not None:
             raise LookupError("budget exceeded")
         return dict(rows[0])

@@ -6,13 +6,18 @@
     python -m benchmarks.run --scale    # 20,000 users; the heavy user has 100,000
                                         # conversations and 1,000,000 tasks and messages
     python -m benchmarks.run --scale --only search   # only the operations named so
+    python -m benchmarks.run --latency 1   # 1 ms each way between every client and the server
 
 It builds a fresh database (on the embedded PostgreSQL, or on the server of `--server URL`),
 migrates it with the real migrations and loads the data set with COPY. It then checks that
 every implementation returns the same rows and cursors as the store, times every operation
 with the implementations taking turns each round (so all see the same machine load), and
-prints Markdown tables: medians, the store's p95, ratios to raw asyncpg, 50 concurrent
-callers, and the store's reads through a streaming replica against the primary alone.
+prints Markdown tables: medians, the store's p95, ratios to raw asyncpg, the round trips
+one call makes (counted at the wire, `benchmarks.wire`: the store in session mode and behind
+a transaction pooler, and raw asyncpg), 50 concurrent callers, and the store's reads through
+a streaming replica against the primary alone. With `--latency MS` every client reaches the
+server through the suite's proxy, which delays each byte MS milliseconds each way, and the
+chat-history packages users pick instead (`benchmarks.peers`) are timed beside the store.
 """
 
 from __future__ import annotations
@@ -39,13 +44,21 @@ from pathlib import Path
 from typing import Any
 
 import faceplate_models as fm
-from benchmarks import live, portability
+from benchmarks import live, peers, portability
 from benchmarks.common import turn
 from benchmarks.raw import Raw
+from benchmarks.wire import DelayLine, Wire
 from benchmarks.with_piccolo import Piccolo
 from benchmarks.with_sqlalchemy import SqlAlchemy
 from benchmarks.with_tortoise import PlainTortoise
-from faceplate_models.config import DatabaseTarget, Retention, load_settings, parse_database_url
+from faceplate_models.config import (
+    SESSION,
+    TRANSACTION,
+    DatabaseTarget,
+    Retention,
+    load_settings,
+    parse_database_url,
+)
 from faceplate_models.store import _cursors as cursors
 from faceplate_models.store.usage import COUNTERS
 from faceplate_models.testing import connect, create_database, drop_database
@@ -697,9 +710,58 @@ async def replica_rows(size: Size, rounds: int) -> list[str]:
     return rows
 
 
+#: The columns of round trips: the store in each pool mode, and raw asyncpg.
+TRIPS = ("session", "pooler", "raw")
+
+
+async def _count(wire: Wire, call: Call) -> int:
+    """The round trips of one call, its statements known to the connection already."""
+    for _ in range(3):
+        await call()
+    wire.reset()
+    await call()
+    return wire.round_trips
+
+
+async def round_trips(data: DataSet, target: DatabaseTarget, only: list[str]) -> Any:
+    """The round trips one call of each operation makes, counted at the wire: the store in
+    session mode and behind a transaction pooler (`FACEPLATE_DB_POOL_MODE=transaction`,
+    which needs the bounds as the database's defaults, as on a role), and raw asyncpg."""
+    from tests import faults  # the database's defaults, as a pooler's role has them
+
+    settings = load_settings()
+    await faults.pooler_defaults(target)
+    wire = Wire(target)
+    through = await wire.start()
+    raw = Raw(through)
+    await raw.open()
+    counts: dict[str, dict[str, int]] = {}
+    try:
+        for mode in (SESSION, TRANSACTION):
+            chosen = dataclasses.replace(settings, pool_mode=mode)
+            await fm.init_db(through.url(), settings=chosen)
+            calls = operations(data, {"store": Store(), "raw": raw})
+            if only:
+                calls = {op: by for op, by in calls.items() if any(o in op for o in only)}
+            for operation, by_name in calls.items():
+                row = counts.setdefault(operation, {})
+                row["session" if mode == SESSION else "pooler"] = await _count(
+                    wire, by_name["store"]
+                )
+                if mode == SESSION:
+                    row["raw"] = await _count(wire, by_name["raw"])
+            await fm.close_db()
+    finally:
+        await raw.close()
+        await wire.close()
+    return counts
+
+
 async def profile(calls: dict[str, dict[str, Call]]) -> None:
     """Where the store's time goes in get_history(100) and list_tasks, by function."""
     for operation in ("get_history(100), newest", "list_tasks(completed=False)"):
+        if operation not in calls:  # left out by --only
+            continue
         call = calls[operation]["store"]
         profiler = cProfile.Profile()
         profiler.enable()
@@ -711,7 +773,12 @@ async def profile(calls: dict[str, dict[str, Call]]) -> None:
 
 
 async def main(
-    size: Size, server: DatabaseTarget | None, *, with_profile: bool, only: list[str]
+    size: Size,
+    server: DatabaseTarget | None,
+    *,
+    with_profile: bool,
+    only: list[str],
+    latency: float = 0.0,
 ) -> None:
     embedded = server is None
     if server is None:
@@ -721,18 +788,25 @@ async def main(
             start_server(Path(tempfile.mkdtemp(prefix="faceplate-bench-")), temporary=True)
         )
     target = await create_database(server, "bench")
+    # With a latency, every client reaches the server through the suite's delaying proxy.
+    wire = DelayLine(target, delay_ms=latency) if latency else None
+    reach = await wire.start() if wire is not None else target
     implementations: dict[str, Any] = {
         "store": Store(),
-        "raw": Raw(target),
-        "sqlalchemy": SqlAlchemy(target),
+        "raw": Raw(reach),
+        "sqlalchemy": SqlAlchemy(reach),
         "tortoise": PlainTortoise(),
-        "piccolo": Piccolo(target),
+        "piccolo": Piccolo(reach),
     }
+    peer_rows: list[str] = []
     try:
         await fm.init_db(target.url(), migrate=True)
         built = time.perf_counter()
         data = await load(target, size)
         print(f"data set loaded in {time.perf_counter() - built:.1f} s: {size}")
+        if wire is not None:
+            await fm.close_db()
+            await fm.init_db(reach.url())
         for name, impl in implementations.items():
             if name != "store":
                 await impl.open()
@@ -756,6 +830,17 @@ async def main(
         if not only or any(o in "export import" for o in only):
             # One conversation, at most what a conversation may hold (the default limit).
             live_rows += await portability.measure(min(max(size.messages, 10_000), 100_000))
+        if wire is not None and (not only or any(o in "peers" for o in only)):
+            h, mine = data.heavy, data.scratch["store append"]
+            store = {
+                "append": lambda: fm.append_message(
+                    user_id=h, conversation_id=mine, role="user", content="benchmark turn"
+                ),
+                "newest 100": lambda: fm.get_history(user_id=h, conversation_id=data.chat),
+            }
+            peer_rows = await peers.measure(
+                target, reach, store, size.messages, size.rounds, latency
+            )
         throughput = {}
         if "get_history(100), newest" in calls:
             throughput = await concurrently(
@@ -763,16 +848,21 @@ async def main(
             )
         if with_profile:
             await profile(calls)
+        await fm.close_db()
+        trips = await round_trips(data, target, only)
     finally:
         for name, impl in implementations.items():
             if name != "store":
                 await impl.close()
         await fm.close_db()
+        if wire is not None:
+            await wire.close()
         await drop_database(server, target.database)
-    wanted = embedded and not only
+    wanted = embedded and not only and not latency
     replicas = await replica_rows(size, max(15, size.rounds // 3)) if wanted else []
-    report(size, version, embedded, medians, p95, throughput, replicas)
+    report(size, version, embedded, medians, p95, throughput, replicas, trips, latency)
     print("\n".join(live_rows))
+    print("\n".join(peer_rows))
 
 
 def report(
@@ -783,6 +873,8 @@ def report(
     p95: dict[str, float],
     throughput: dict[str, tuple[float, list[float]]],
     replicas: list[str],
+    trips: dict[str, dict[str, int]],
+    latency: float = 0.0,
 ) -> None:
     print()
     print(
@@ -790,15 +882,23 @@ def report(
         f"Python {platform.python_version()}; PostgreSQL {version}"
         f"{' (embedded)' if embedded else ''}. Data: {size.users:,} users; the heavy user has "
         f"{size.conversations:,} conversations, {size.tasks:,} tasks and a {size.messages:,}"
-        f"-message conversation. {size.rounds} rounds per operation; medians in ms."
+        f"-message conversation. {size.rounds} rounds per operation; medians in ms"
+        + (f", {latency:g} ms each way between client and server." if latency else ".")
+        + " Round trips: the store's in session mode / behind a transaction pooler / raw's."
     )
     print()
-    print("| operation | " + " | ".join(NAMES.values()) + " | store / raw | store p95 |")
-    print("| --- |" + " ---: |" * (len(NAMES) + 2))
+    print(
+        "| operation | " + " | ".join(NAMES.values()) + " | store / raw | store p95 | round trips |"
+    )
+    print("| --- |" + " ---: |" * (len(NAMES) + 3))
     for operation, by_name in medians.items():
         cells = [ms(by_name[name]) if name in by_name else "-" for name in NAMES]
         ratio = by_name["store"] / by_name["raw"]
-        print(f"| {operation} | {' | '.join(cells)} | {ratio:.2f}x | {ms(p95[operation])} |")
+        counted = trips.get(operation, {})
+        made = " / ".join(str(counted.get(kind, "-")) for kind in TRIPS)
+        print(
+            f"| {operation} | {' | '.join(cells)} | {ratio:.2f}x | {ms(p95[operation])} | {made} |"
+        )
     if throughput:
         print_throughput(size, throughput)
     if replicas:
@@ -809,7 +909,7 @@ def report(
         print("| --- | ---: | ---: | ---: |")
         print("\n".join(replicas))
     print()
-    for line in verdicts(medians, p95, throughput, size):
+    for line in verdicts(medians, p95, throughput, size, latency):
         print(line)
 
 
@@ -831,6 +931,8 @@ def print_throughput(size: Size, throughput: dict[str, tuple[float, list[float]]
 
 #: The slowest a search may be at the 95th percentile, in seconds.
 SEARCH_P95 = 0.020
+#: The most the store may take against raw asyncpg on any operation at real latency.
+AT_LATENCY = 1.1
 
 
 def verdicts(
@@ -838,9 +940,19 @@ def verdicts(
     p95: dict[str, float],
     throughput: dict[str, tuple[float, list[float]]],
     size: Size,
+    latency: float = 0.0,
 ) -> list[str]:
     """Each target of the suite whose operations ran, met or MISSED."""
     lines = []
+    if latency:  # the round trips decide: every call at most 1.1x raw's
+        for operation, by_name in medians.items():
+            ratio = by_name["store"] / by_name["raw"]
+            verdict = "met" if ratio <= AT_LATENCY else "MISSED"
+            lines.append(
+                f"- {operation}: store {ratio:.2f}x raw at {latency:g} ms "
+                f"(target <= {AT_LATENCY}x: {verdict})"
+            )
+        return lines
     for operation in medians:
         if operation.startswith("search_messages"):
             verdict = "met" if p95[operation] < SEARCH_P95 else "MISSED"
@@ -913,10 +1025,19 @@ def cli() -> None:
         help="time only the operations whose name holds this text (repeatable); "
         "no concurrency or replica tables",
     )
+    parser.add_argument(
+        "--latency",
+        type=float,
+        default=0.0,
+        metavar="MS",
+        help="delay every byte MS milliseconds each way (the suite's own proxy); adds the "
+        "chat-history packages users pick instead",
+    )
     args = parser.parse_args()
     server = parse_database_url(args.server, variable="--server") if args.server else None
     size = QUICK if args.quick else SCALE if args.scale else FULL
-    asyncio.run(main(size, server, with_profile=args.profile, only=args.only))
+    run = main(size, server, with_profile=args.profile, only=args.only, latency=args.latency)
+    asyncio.run(run)
 
 
 if __name__ == "__main__":

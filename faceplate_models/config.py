@@ -25,7 +25,8 @@ APP = "models"
 #: The Tortoise app of an application's own models (`init_db(models=[...])`): foreign keys to
 #: this package's models name them `models.User`, and its migrations are Aerich's for `app`.
 APPLICATION_APP = "app"
-MODEL_MODULES = ["faceplate_models.models", "aerich.models"]
+#: The models a serving process loads; one that migrates loads Aerich's too (`migrate`).
+MODEL_MODULES = ["faceplate_models.models"]
 APPLICATION_NAME = "faceplate-models"
 
 DEFAULT_POOL_MIN = 5

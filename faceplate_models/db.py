@@ -69,7 +69,12 @@ def tortoise_config(
     connections = {"default": connection(target, settings, migrating=migrating)}
     for number, replica in enumerate(replicas, 1):
         connections[REPLICA.format(number)] = connection(replica, settings, replica=True)
-    apps = {APP: {"models": list(MODEL_MODULES), "default_connection": "default"}}
+    models = list(MODEL_MODULES)
+    if migrating:  # Aerich and what it imports (numpy, through dictdiffer) load only here
+        from faceplate_models.migrate import version_models
+
+        models.append(version_models())
+    apps = {APP: {"models": models, "default_connection": "default"}}
     if app_models:
         apps[APPLICATION_APP] = {"models": list(app_models), "default_connection": "default"}
     return {"connections": connections, "apps": apps, "use_tz": True, "timezone": "UTC"}

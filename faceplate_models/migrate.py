@@ -233,6 +233,16 @@ async def verify_schema(client: FaceplateClient, location: Path | None = None) -
         )
 
 
+def version_models() -> str:
+    """The module of Aerich's version table, for the Tortoise config of a process that
+    migrates: imported here, with the table placed in this package's schema (it has none of
+    its own and would land wherever search_path points: `public` through a pooler)."""
+    from aerich.models import Aerich
+
+    Aerich._meta.schema = SCHEMA
+    return Aerich.__module__
+
+
 async def _command(config: dict[str, Any], location: Path | None, app: str = APP) -> Command:
     from aerich import Command  # the migration tool, for the processes that migrate only
 

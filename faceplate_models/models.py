@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import functools
+import json
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from aerich.models import Aerich
 from pypika_tortoise.terms import LiteralValue
 from tortoise import fields
 from tortoise.functions import Lower
 from tortoise.indexes import Index
-from tortoise.models import Model
+from tortoise.models import Model, ModelMeta
 from uuid6 import uuid7
 
 from faceplate_models.config import SCHEMA
@@ -32,6 +33,16 @@ FINISH_REASON_MAX = 64
 LABEL_MAX = 100
 SOURCE_ID_MAX = 255
 URL_MAX = 2048
+
+
+def json_field(**kwargs: Any) -> Any:
+    """A JSON column written and read by the standard library's json, whatever else is
+    installed: Tortoise switches to orjson when it is importable, which refuses integers
+    past 64 bits, so the ORM and the store would store different JSON."""
+    return fields.JSONField(encoder=_JSON_DUMPS, decoder=json.loads, **kwargs)
+
+
+_JSON_DUMPS = functools.partial(json.dumps, separators=(",", ":"))
 
 
 class Role(StrEnum):
@@ -103,7 +114,24 @@ class WhereIndex(Index):
         self.extra = f" WHERE {where}"
 
 
-class User(Model):
+class _Compiled(ModelMeta):
+    """Tortoise's model class, without reading field comments from the module's source: it
+    parses this whole file once per model (a third of a second of every process's start),
+    and these models' fields say what they are in their descriptions."""
+
+    def __new__(mcs, name: str, bases: tuple[type, ...], attrs: dict[str, Any]) -> Any:
+        attrs.setdefault("_no_comments", True)
+        return super().__new__(mcs, name, bases, attrs)
+
+
+class Base(Model, metaclass=_Compiled):
+    """What every model of the package is: a Tortoise model."""
+
+    class Meta:
+        abstract = True
+
+
+class User(Base):
     """A person who signs in through the identity provider."""
 
     id = fields.UUIDField(primary_key=True, default=uuid7)
@@ -134,7 +162,7 @@ class User(Model):
         return self.email
 
 
-class Label(Model):
+class Label(Base):
     """What a folder and a tag are: a name a user gives, once per user."""
 
     name = fields.CharField(max_length=LABEL_MAX)
@@ -184,7 +212,7 @@ class Tag(Label):
         unique_together = (("user", "name"),)
 
 
-class Conversation(Model):
+class Conversation(Base):
     """One chat thread of a user: a tree of messages, seen along the path to its active leaf."""
 
     id = fields.UUIDField(primary_key=True, default=uuid7)
@@ -200,10 +228,8 @@ class Conversation(Model):
     open_calls = fields.IntField(
         default=0, description="tool calls still waiting for a result on the active path"
     )
-    settings: Any = fields.JSONField(
-        null=True, description="model, provider, system_prompt, mcp_servers"
-    )
-    metadata: Any = fields.JSONField(null=True, description="the application's own")
+    settings: Any = json_field(null=True, description="model, provider, system_prompt, mcp_servers")
+    metadata: Any = json_field(null=True, description="the application's own")
     message_count = fields.IntField(
         null=True, description="messages stored, kept by the store; none: not counted yet"
     )
@@ -213,7 +239,7 @@ class Conversation(Model):
     folder: fields.ForeignKeyNullableRelation[Folder] = fields.ForeignKeyField(
         "models.Folder", related_name="conversations", null=True, on_delete=fields.SET_NULL
     )
-    tag_ids: Any = fields.JSONField(
+    tag_ids: Any = json_field(
         null=True, description="its tags (conversation_tags holds them for listing)"
     )
     temporary = fields.BooleanField(
@@ -294,7 +320,7 @@ class Conversation(Model):
         return self.title or "(untitled conversation)"
 
 
-class Message(Model):
+class Message(Base):
     """One node of a conversation's tree: a user's text, an assistant's reply or tool calls, a
     tool's result. Immutable: editing or regenerating adds a sibling.
 
@@ -319,24 +345,24 @@ class Message(Model):
     user_id = fields.UUIDField(null=True, description="the conversation's owner")
     role = fields.CharEnumField(Role, max_length=16, description="system, user, assistant or tool")
     content = fields.TextField(null=True)
-    tool_calls: Any = fields.JSONField(null=True)
-    tool_results: Any = fields.JSONField(null=True)
+    tool_calls: Any = json_field(null=True)
+    tool_results: Any = json_field(null=True)
     depth = fields.IntField(null=True, description="messages above it on its path")
     segment_id = fields.UUIDField(null=True, description="the first message of its segment")
     fork_segment_id = fields.UUIDField(
         null=True, description="a segment's first message: the segment it branches from"
     )
-    open_calls: Any = fields.JSONField(
+    open_calls: Any = json_field(
         null=True, description="tool calls waiting for a result on its path: call id -> message"
     )
     # What an assistant's answer was and cost.
     model = fields.CharField(max_length=MODEL_NAME_MAX, null=True)
     provider = fields.CharField(max_length=PROVIDER_MAX, null=True)
     finish_reason = fields.CharField(max_length=FINISH_REASON_MAX, null=True)
-    usage: Any = fields.JSONField(null=True, description="tokens and latency, normalised")
+    usage: Any = json_field(null=True, description="tokens and latency, normalised")
     cost = fields.BigIntField(null=True, description="micro-units, at the price in force")
-    thinking: Any = fields.JSONField(null=True, description="the model's thinking blocks")
-    metadata: Any = fields.JSONField(null=True, description="the application's own")
+    thinking: Any = json_field(null=True, description="the model's thinking blocks")
+    metadata: Any = json_field(null=True, description="the application's own")
     created_at = fields.DatetimeField(auto_now_add=True)
     turn_id = fields.UUIDField(null=True, description="the append_turn call that stored it")
     status = fields.CharField(
@@ -417,7 +443,7 @@ class MessageFeedback:
     comment: str | None
 
 
-class Reply(Model):
+class Reply(Base):
     """An assistant message streamed as it is written (`start_reply`): its writer, how much
     text it has, and until when the writer counts as alive."""
 
@@ -453,7 +479,7 @@ class Reply(Model):
         return f"reply {self.message_id} ({self.length} characters)"
 
 
-class ReplyChunk(Model):
+class ReplyChunk(Base):
     """A piece of a reply's text, as one flush stored it; kept until the reply ends."""
 
     # Made by the writer: no sequence, which the application's role would need a grant for.
@@ -479,7 +505,7 @@ class ReplyChunk(Model):
         return f"{len(self.text)} characters at {self.at}"
 
 
-class ToolCall(Model):
+class ToolCall(Base):
     """A tool call of an assistant message, and the tool message that first answered it."""
 
     id = fields.UUIDField(primary_key=True, default=uuid7)
@@ -536,7 +562,7 @@ class ToolCall(Model):
         return f"{self.call_id} ({'answered' if self.result_message_id else 'open'})"
 
 
-class ModelPrice(Model):
+class ModelPrice(Base):
     """What a model costs from a moment on: micro-units of one currency per million tokens."""
 
     id = fields.UUIDField(primary_key=True, default=uuid7)
@@ -561,7 +587,7 @@ class ModelPrice(Model):
         return f"{self.provider}/{self.model} from {self.starts_at:%Y-%m-%d}"
 
 
-class UsageTotals(Model):
+class UsageTotals(Base):
     """What a usage row sums: answers, their tokens and their cost (the rollups' columns)."""
 
     answers = fields.BigIntField(default=0)
@@ -637,7 +663,7 @@ class UsageRollup(UsageTotals):
         return f"{self.day} {self.provider}/{self.model}: {self.answers} answers"
 
 
-class Budget(Model):
+class Budget(Base):
     """A user's spending limit per day or per month, in micro-units."""
 
     id = fields.UUIDField(primary_key=True, default=uuid7)
@@ -661,7 +687,7 @@ class Budget(Model):
         return f"{self.limit} per {self.period}"
 
 
-class Hold(Model):
+class Hold(Base):
     """Money set aside for an answer being produced, until it is stored or given back."""
 
     id = fields.UUIDField(primary_key=True, default=uuid7)
@@ -684,7 +710,7 @@ class Hold(Model):
         return f"{self.amount} until {self.expires_at:%H:%M:%S}"
 
 
-class MCPConfig(Model):
+class MCPConfig(Base):
     """A user's connection settings for one MCP server, by a name unique to that user."""
 
     id = fields.UUIDField(primary_key=True, default=uuid7)
@@ -692,10 +718,10 @@ class MCPConfig(Model):
         "models.User", related_name="mcp_configs", on_delete=fields.CASCADE
     )
     name = fields.CharField(max_length=MCP_NAME_MAX)
-    config: Any = fields.JSONField()
+    config: Any = json_field()
     enabled = fields.BooleanField(default=True)
     # The secret values are sealed (faceplate_models.secrets); only their names are plain.
-    secret_names: Any = fields.JSONField(default=list, description="names of the secrets")
+    secret_names: Any = json_field(default=list, description="names of the secrets")
     secret_key_id = fields.CharField(max_length=32, null=True, description="key of the box")
     secret_box = fields.BinaryField(null=True, description="AES-256-GCM: nonce, ciphertext, tag")
     secret_version = fields.BigIntField(
@@ -725,7 +751,7 @@ class MCPConfig(Model):
         return self.name
 
 
-class OAuthClient(Model):
+class OAuthClient(Base):
     """This application's registration with an OAuth authorization server, made once per
     server, redirect URI and client metadata and reused by every user."""
 
@@ -750,7 +776,7 @@ class OAuthClient(Model):
         return f"OAuth client for {self.server}"
 
 
-class OAuthGrant(Model):
+class OAuthGrant(Base):
     """A user's OAuth tokens for one MCP config: sealed, with absolute expiry and a generation
     that every write must follow."""
 
@@ -788,7 +814,7 @@ class OAuthGrant(Model):
         return f"grant {self.id} (generation {self.generation})"
 
 
-class OAuthSignIn(Model):
+class OAuthSignIn(Base):
     """A sign-in under way: its PKCE verifier sealed, found by its state's hash, used once."""
 
     id = fields.UUIDField(primary_key=True, default=uuid7)
@@ -818,7 +844,7 @@ class OAuthSignIn(Model):
         return f"sign-in {self.id}"
 
 
-class Task(Model):
+class Task(Base):
     """An item of a user's todo list, which the assistant manages through tools."""
 
     id = fields.UUIDField(primary_key=True, default=uuid7)
@@ -847,7 +873,7 @@ class Task(Model):
         return f"[{'x' if self.completed else ' '}] {self.title}"
 
 
-class ConversationTag(Model):
+class ConversationTag(Base):
     """A tag on a conversation, with the conversation's latest activity for listing by tag."""
 
     id = fields.UUIDField(primary_key=True, default=uuid7)
@@ -881,7 +907,7 @@ class ConversationTag(Model):
         return f"{self.tag_id} on {self.conversation_id}"
 
 
-class ConversationSource(Model):
+class ConversationSource(Base):
     """Where an imported conversation came from: the product and its id there, so that the
     same export imported again adds nothing."""
 
@@ -908,7 +934,7 @@ class ConversationSource(Model):
         return f"{self.source} {self.source_id}"
 
 
-class Share(Model):
+class Share(Base):
     """A read-only link to a conversation: as it was up to a message, or as it is."""
 
     id = fields.UUIDField(primary_key=True, default=uuid7)
@@ -942,7 +968,7 @@ class Share(Model):
         return f"share of {self.conversation_id} ({'live' if self.live else 'snapshot'})"
 
 
-class Feedback(Model):
+class Feedback(Base):
     """A user's rating of a message (one per message), for the people who review answers."""
 
     id = fields.UUIDField(primary_key=True, default=uuid7)
@@ -954,7 +980,7 @@ class Feedback(Model):
     )
     conversation_id = fields.UUIDField(description="the message's conversation")
     rating = fields.SmallIntField(null=True, description="1 up, -1 down, none: no rating")
-    reasons: Any = fields.JSONField(default=list, description="short labels chosen by the user")
+    reasons: Any = json_field(default=list, description="short labels chosen by the user")
     comment = fields.TextField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
@@ -1004,10 +1030,6 @@ MODELS = (
     Share,
     Feedback,
 )
-
-# Aerich's version table has no schema of its own and would land wherever search_path
-# points (`public` through a transaction pooler); it belongs to this schema.
-Aerich._meta.schema = SCHEMA
 
 __all__ = [
     "MODELS",

@@ -18,7 +18,8 @@ import pytest
 # system user, which is what a restart needs.
 from pgserver._commands import pg_ctl  # type: ignore[attr-defined]
 
-from faceplate_models.config import APPLICATION_NAME, DatabaseTarget
+from faceplate_models.config import APPLICATION_NAME, DatabaseTarget, load_settings
+from faceplate_models.engine.bounds import TimeBounds
 from faceplate_models.testing import connect
 
 
@@ -295,3 +296,14 @@ async def session_defaults(target: DatabaseTarget, defaults: Mapping[str, object
         )
     finally:
         await conn.close()
+
+
+async def pooler_defaults(target: DatabaseTarget) -> None:
+    """The time bounds and dead-peer settings as the database's defaults: what a transaction
+    pooler's role carries (`faceplate-db grants` prints it), since the pooler passes no
+    startup parameter."""
+    settings = load_settings()
+    bounds = TimeBounds(
+        settings.statement_timeout, settings.lock_timeout, settings.idle_in_transaction_timeout
+    )
+    await session_defaults(target, bounds.session())

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -140,8 +142,24 @@ def test_tortoise_config_sets_schema_pool_and_timeout() -> None:
     assert isinstance(credentials["password"], Secret)
     assert credentials["password"]() == PASSWORD
     assert PASSWORD not in str(config)
-    assert config["apps"]["models"]["models"] == ["faceplate_models.models", "aerich.models"]
+    # A serving process loads the package's models only; one that migrates, Aerich's too.
+    assert config["apps"]["models"]["models"] == ["faceplate_models.models"]
+    migrating = tortoise_config(target, Settings(), migrating=True)
+    assert migrating["apps"]["models"]["models"] == ["faceplate_models.models", "aerich.models"]
     assert config["use_tz"] is True
+
+
+def test_importing_the_package_loads_no_migration_tooling() -> None:
+    """What a web worker imports: no Aerich, and none of what Aerich pulls in (dictdiffer,
+    and through it numpy, 60 ms of a cold start), until something migrates."""
+    probe = (
+        "import sys, faceplate_models\n"
+        "from faceplate_models.store import messages\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('aerich', 'dictdiffer', 'numpy')))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]", done.stdout
 
 
 def test_the_test_database_prefix_is_a_plain_identifier() -> None:

@@ -212,12 +212,13 @@ class Pool:
         """Note a connection the store's rules did not govern: its release resets it."""
         self._used_freely.add(conn._con)  # type: ignore[attr-defined] # the proxy's connection
 
-    async def release(self, pool: asyncpg.Pool, conn: Proxy, *, store: bool = False) -> None:
+    async def release(self, pool: asyncpg.Pool, conn: Proxy) -> None:
         """Give a connection back (or discard it, if it died)."""
-        # The store's connections go back without a network round trip (see `reset`), so
-        # only the others need a bound on their reset.
+        # The store's connections go back without a network round trip (see `reset`); the
+        # bound is for the others' reset, and for a cancellation asyncpg sent after a
+        # client-side timeout, which it waits for and which a partition never answers.
         try:
-            await pool.release(conn, timeout=None if store else RELEASE_TIMEOUT)
+            await pool.release(conn, timeout=RELEASE_TIMEOUT)
         except Exception as exc:
             # The reset on release found the connection dying (the server's FATAL message can
             # land just after the work's reply) or silent. asyncpg has terminated it and the
@@ -323,7 +324,7 @@ class Lease(PoolConnectionWrapper[Proxy]):
     async def release(self) -> None:
         """Give the connection back to the pool (or discard it, if it died)."""
         assert self.connection is not None  # noqa: S101 - set by __aenter__
-        await self._owner.release(self._pool, self.connection, store=self._store)
+        await self._owner.release(self._pool, self.connection)
 
     async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
         self._deadline.stop()
@@ -337,7 +338,7 @@ class Lease(PoolConnectionWrapper[Proxy]):
         killed = exc if exc is not None and (silent or failures.killed(exc, conn)) else None
         if exc is None and self._kept:
             return
-        await self._owner.release(self._pool, conn, store=self._store)
+        await self._owner.release(self._pool, conn)
         if killed is None:
             return
         # A read-only server applied nothing: a retry is safe, whatever the work.

@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Final, Generic, TypeVar
+from typing import Any, Final, Generic, Literal, TypeGuard, TypeVar, overload
 
 import asyncpg
 from tortoise import fields
@@ -76,6 +76,12 @@ def columns(model: type[Model]) -> str:
 def now() -> datetime:
     """The time a write records, aware and in UTC."""
     return datetime.now(UTC)
+
+
+def alone(client: object) -> TypeGuard[FaceplateClient]:
+    """Whether the store's work runs outside the caller's transaction, on a pooled
+    connection: there a single statement commits by itself, in one round trip."""
+    return isinstance(client, FaceplateClient)
 
 
 def run(
@@ -148,12 +154,20 @@ def execute(
 ) -> Awaitable[str]:
     """Write, returning the command's status (`conversation`: the one whose row it locks).
 
-    A `long` statement (a delete that cascades through a whole history) runs in a
-    transaction of its own: the long statement timeout can only be set there, for it alone.
+    A `long` statement (a delete that cascades through a whole history) needs the long
+    statement timeout, which only SET LOCAL gives it: outside the caller's transaction it
+    is sent with that SET as one simple query, which the server runs as one transaction in
+    one round trip; its arguments, keys only, are written into it as literals.
     """
+    client = current()
     if not long:
         return run(lambda conn: conn.execute(sql, *args), user=user, conversation=conversation)
-    client = current()
+    if alone(client):
+        bounds = client.transaction_bounds(long=True)
+        script = f"{bounds};{_with_keys(sql, args)}"
+        return run(
+            lambda conn: conn.execute(script), user=user, long=True, conversation=conversation
+        )
 
     async def in_transaction(conn: Connection) -> str:
         async with client.atomic(conn, long=True):
@@ -163,6 +177,17 @@ def execute(
     return run(in_transaction, user=user, long=True, conversation=conversation)
 
 
+def _with_keys(sql: str, keys: Sequence[object]) -> str:
+    """`sql` with its parameters ($1, $2, ...) replaced by `keys`, as uuid literals: a UUID's
+    text is hex digits and dashes only, so nothing in it can end the literal."""
+    for number in range(len(keys), 0, -1):  # $10 before $1
+        key = keys[number - 1]
+        if not isinstance(key, uuid.UUID):
+            raise TypeError(f"parameter ${number} of a long statement must be a key, not {key!r}")
+        sql = sql.replace(f"${number}", f"'{key}'::uuid")
+    return sql
+
+
 async def delete_owned(table: str, what: str, key: uuid.UUID, uid: uuid.UUID) -> None:
     """Delete row `key` of `table` if it is `uid`'s; else `NotFound` naming it a `what`."""
     status = await execute(
@@ -170,6 +195,18 @@ async def delete_owned(table: str, what: str, key: uuid.UUID, uid: uuid.UUID) ->
     )
     if status == "DELETE 0":
         raise missing(what, key)
+
+
+#: The SQLSTATE of the schema's functions (migration 15) for a row that is not the user's:
+#: its MESSAGE says what it is, its DETAIL the key.
+NOT_THEIRS: Final = "FP404"
+
+
+def not_theirs(exc: BaseException) -> NotFound | None:
+    """The `NotFound` a function of the schema raised, or None for any other error."""
+    if getattr(exc, "sqlstate", None) != NOT_THEIRS:
+        return None
+    return missing(str(exc.args[0]), uuid.UUID(getattr(exc, "detail", "")))
 
 
 def missing(what: str, key: object) -> NotFound:
@@ -327,12 +364,19 @@ def page(
 LOCK_USER_SQL: Final = "SELECT id FROM faceplate.users WHERE id = $1 FOR NO KEY UPDATE"
 
 
-async def locking(conn: Connection, sql: str, *args: object) -> asyncpg.Record | None:
-    """The row of `sql`, a statement that locks it, waited for at most the lock wait
-    (`LockTimeout` after it)."""
+@overload
+async def locking(conn: Connection, sql: str, *args: object) -> asyncpg.Record | None: ...
+@overload
+async def locking(
+    conn: Connection, sql: str, *args: object, rows: Literal[True]
+) -> list[asyncpg.Record]: ...
+async def locking(conn: Connection, sql: str, *args: object, rows: bool = False) -> Any:
+    """The row (or all `rows`) of `sql`, a statement that locks, waited for at most the lock
+    wait (`LockTimeout` after it)."""
     client = current()
+    read = conn.fetch if rows else conn.fetchrow
     try:
-        return await conn.fetchrow(sql, *args, timeout=client.lock_wait)
+        return await read(sql, *args, timeout=client.lock_wait)
     except TimeoutError:  # asyncpg has asked the server to cancel the wait
         raise client.waited_too_long() from None
 
@@ -344,12 +388,11 @@ async def lock_user(conn: Connection, uid: uuid.UUID) -> bool:
 
 
 def below_limit(table: str, limit: str) -> str:
-    """SQL: the user ($1) has fewer than `limit` (a parameter) rows in `table`, counted no
-    further than the limit, so a check costs what the limit allows and no more."""
-    return (
-        f"(SELECT count(*) FROM (SELECT 1 FROM faceplate.{table} WHERE user_id = $1 "
-        f"LIMIT {limit}) AS kept) < {limit}"
-    )
+    """SQL: the user ($1), their row locked (by `faceplate.below_limit`, migration 15), has
+    fewer than `limit` (a parameter) rows in `table`, counted after the lock and no further
+    than the limit: concurrent creates count each other, and a check costs what the limit
+    allows and no more. NULL (nothing inserted) when the user does not exist."""
+    return f"faceplate.below_limit('{table}', $1, {limit})"
 
 
 async def insert_owned(
@@ -361,6 +404,7 @@ async def insert_owned(
     *args: object,
     limit: str | None = None,
     then: Callable[[Connection], Awaitable[tuple[object, ...]]] | None = None,
+    duplicate: Callable[[], Exception] | None = None,
 ) -> asyncpg.Record:
     """Run `sql`, an INSERT ... RETURNING of row `row_id` owned by `uid` ($1 and $2).
 
@@ -368,10 +412,12 @@ async def insert_owned(
     NOTHING) is a retry (of this call's, or of the caller's with the same key) whose first
     attempt landed: the row is read back, not written twice. A key another user's row has,
     or a row of another kind, is a Conflict. With `limit` (a field of `Limits`), `sql`
-    takes the limit as its last parameter and inserts nothing at it (`below_limit`); it
-    runs after the user's row is locked, so that concurrent creates count each other, and
-    a refused insert is `QuotaExceeded`. `then(conn)`, called in that transaction after the
-    lock, gives the parameters that follow `args` (what depends on the row as stored).
+    takes the limit as its last parameter and inserts nothing at it (`below_limit`, which
+    locks the user's row: concurrent creates count each other), and a refused insert is
+    `QuotaExceeded`: one statement, one round trip. `then(conn)`, called in a transaction
+    after the user's row is locked, gives the parameters that follow `args` (what depends
+    on the row as stored). `duplicate()` is the error of a row that would repeat another's
+    unique value (a folder's name, say).
     """
     client = current()
     cap = () if limit is None else (getattr(quotas.limits(), limit),)
@@ -382,30 +428,42 @@ async def insert_owned(
             row = await conn.fetchrow(sql, uid, row_id, *args, *more, *cap)
         except asyncpg.ForeignKeyViolationError:
             raise missing("user", uid) from None
-        if row is None:
-            row = await conn.fetchrow(
-                f"SELECT {columns} FROM faceplate.{table} WHERE id = $1", row_id
-            )
+        except asyncpg.UniqueViolationError:
+            if duplicate is None:
+                raise
+            raise duplicate() from None
+        if row is None:  # a retry whose first attempt landed, a limit, or no such user
+            row = await conn.fetchrow(_KEPT_SQL.format(columns=columns, table=table), row_id, uid)
+            if row is not None and row["id"] is None:
+                raise missing("user", uid)
             if row is None and limit is not None:
                 raise quotas.exceeded(limit, f"user {uid}")
         if row is None or row["user_id"] != uid:
             raise Conflict(f"the key {row_id} is taken by another row: make a new uuid7")
         return row
 
-    async def counted(conn: Connection) -> asyncpg.Record:
+    async def locked(conn: Connection) -> asyncpg.Record:
         async with client.atomic(conn):
             if not await lock_user(conn, uid):
                 raise missing("user", uid)
             return await insert(conn)
 
-    return await run(insert if limit is None and then is None else counted, user=uid)
+    return await run(insert if then is None else locked, user=uid)
+
+
+# The row of a key, and whether its user exists: a row of NULLs when the user does not.
+_KEPT_SQL: Final = """SELECT k.* FROM (SELECT 1) AS one
+    LEFT JOIN (SELECT {columns} FROM faceplate.{table} WHERE id = $1) AS k ON true
+    WHERE k.id IS NOT NULL OR NOT EXISTS (SELECT 1 FROM faceplate.users WHERE id = $2)"""
 
 
 __all__ = [
     "LOCK_USER_SQL",
+    "NOT_THEIRS",
     "Builder",
     "HistoryPage",
     "Page",
+    "alone",
     "below_limit",
     "builder",
     "columns",
@@ -418,6 +476,7 @@ __all__ = [
     "lock_user",
     "locking",
     "missing",
+    "not_theirs",
     "now",
     "page",
     "run",

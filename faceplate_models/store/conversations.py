@@ -10,7 +10,7 @@ from typing import Any, Final, cast
 
 import asyncpg
 
-from faceplate_models.engine import Connection, current
+from faceplate_models.engine import Connection
 from faceplate_models.errors import ValidationError
 from faceplate_models.formats import shape
 from faceplate_models.models import (
@@ -307,14 +307,24 @@ async def rename_conversation(
     return _conversations(row)
 
 
+def _new_metadata(given: str, replacing: str, value: str) -> str:
+    """The metadata an update leaves (parameters: whether it was given, whether it replaces,
+    the value), computed on the row as locked: a merge racing another loses neither's keys."""
+    return f"""CASE WHEN NOT {given} THEN metadata
+        WHEN {replacing} OR metadata IS NULL THEN {value}::jsonb ELSE metadata || {value}::jsonb
+        END"""
+
+
 UPDATE_SQL: Final = f"""UPDATE faceplate.conversations SET
         settings = CASE WHEN $3 THEN $4::jsonb ELSE settings END,
-        metadata = CASE WHEN NOT $5 THEN metadata
-                        WHEN $6 OR metadata IS NULL THEN $7::jsonb
-                        ELSE metadata || $7::jsonb END
-    WHERE id = $1 AND user_id = $2
-    RETURNING {_COLUMNS},
-        octet_length(metadata::text) > {shape.MAX_METADATA_BYTES} AS too_large"""
+        metadata = {_new_metadata("$5", "$6", "$7")}
+    WHERE id = $1 AND user_id = $2 AND coalesce(octet_length(
+        ({_new_metadata("$5", "$6", "$7")})::text), 0) <= {shape.MAX_METADATA_BYTES}
+    RETURNING {_COLUMNS}"""
+# Why nothing was updated: no row is the user's, or the merged metadata is too large.
+_TOO_LARGE_SQL: Final = f"""SELECT octet_length(({_new_metadata("$3", "$4", "$5")})::text)
+        > {shape.MAX_METADATA_BYTES}
+    FROM faceplate.conversations WHERE id = $1 AND user_id = $2"""
 
 
 async def update_conversation(
@@ -336,20 +346,19 @@ async def update_conversation(
     new_metadata = None if metadata is UNSET else shape.metadata("metadata", metadata)
     replacing = flag("replace_metadata", replace_metadata) or metadata is None
     args = (cid, uid, settings is not UNSET, new_settings, metadata is not UNSET)
-    client = current()
 
     async def update(conn: Connection) -> asyncpg.Record:
-        async with client.atomic(conn):
-            row = await conn.fetchrow(UPDATE_SQL, *args, replacing, new_metadata)
-            if row is not None and row["too_large"]:
-                raise ValidationError(
-                    "metadata",
-                    f"merged into the stored object, is larger than {shape.MAX_METADATA_BYTES} "
-                    "bytes as JSON",
-                )
-        if row is None:
-            raise missing("conversation", cid)
-        return row
+        row = await conn.fetchrow(UPDATE_SQL, *args, replacing, new_metadata)
+        if row is not None:
+            return row
+        given = metadata is not UNSET
+        if await conn.fetchval(_TOO_LARGE_SQL, cid, uid, given, replacing, new_metadata):
+            raise ValidationError(
+                "metadata",
+                f"merged into the stored object, is larger than {shape.MAX_METADATA_BYTES} "
+                "bytes as JSON",
+            )
+        raise missing("conversation", cid)
 
     return _conversations(await run(update, user=uid, conversation=cid))
 

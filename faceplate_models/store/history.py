@@ -33,6 +33,7 @@ from faceplate_models.store._rows import (
     fetchrow,
     locking,
     missing,
+    not_theirs,
     run,
     within_budget,
 )
@@ -211,6 +212,9 @@ TIPS_SQL: Final = f"""WITH RECURSIVE {paths.subtree("$3", "$1", "$2")}
     ) t"""
 SET_LEAF_SQL: Final = """UPDATE faceplate.conversations SET active_leaf_id = $3, open_calls = $4
     WHERE id = $1 AND user_id = $2"""
+# The conversation's row locked, then the newest of TIPS_SQL made the active leaf: one round
+# trip (migration 15's function runs TIPS_SQL's text, which a test compares).
+SWITCH_SQL: Final = "SELECT faceplate.switch_branch($1, $2, $3)"
 LOCK_SQL: Final = """SELECT id FROM faceplate.conversations
     WHERE id = $1 AND user_id = $2 FOR NO KEY UPDATE"""
 # Read after the lock, in a statement of its own: the lock's statement reads a snapshot
@@ -417,17 +421,15 @@ async def switch_branch(
     uid = as_uuid("user_id", user_id)
     cid = as_uuid("conversation_id", conversation_id)
     mid = as_uuid("message_id", message_id)
-    client = current()
 
     async def switch(conn: Connection) -> uuid.UUID:
-        async with client.atomic(conn):
-            await _lock(conn, cid, uid)
-            tips = await conn.fetch(TIPS_SQL, cid, uid, mid)
-            if not tips:
-                raise missing("message", mid)
-            tip = _newest(tips)
-            await conn.execute(SET_LEAF_SQL, cid, uid, tip["id"], _open_count(tip["open_calls"]))
-            return tip["id"]  # type: ignore[no-any-return]
+        try:
+            leaf: uuid.UUID = await conn.fetchval(SWITCH_SQL, cid, uid, mid)
+        except asyncpg.PostgresError as exc:
+            if (refused := not_theirs(exc)) is None:
+                raise
+            raise refused from None
+        return leaf
 
     return await run(switch, user=uid, conversation=cid)
 
@@ -590,6 +592,7 @@ __all__ = [
     "PATH_SQL",
     "SET_LEAF_SQL",
     "SIBLINGS_SQL",
+    "SWITCH_SQL",
     "TIPS_SQL",
     "TREE_SQL",
     "TURN_SQL",

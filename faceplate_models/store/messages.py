@@ -1,11 +1,13 @@
 """Messages: appending to a conversation's tree, editing a message, checking a turn.
 
-A turn (one message or several) is stored in one transaction: the conversation's row is
-locked first (which proves ownership and orders the conversation's appends), then one
-statement writes the messages, records their tool calls, marks the calls their results
-answer, and moves the conversation's activity time and active leaf. Messages take their times
-from the locked row, strictly after the previous activity, so the newest message of a
-conversation is the one written last.
+A turn (one message or several) is stored by one call of `faceplate.append_turn`, a function
+of the schema (migration 15): outside the caller's transaction that is one round trip, which
+commits by itself. It locks the conversation's row first (which proves ownership and orders
+the conversation's appends), then, in statements that see what the lock waited for, finds
+where the turn goes, pairs its tool calls, writes the messages, records their tool calls,
+marks the calls their results answer, and moves the conversation's activity time and active
+leaf. Messages take their times from the locked row, strictly after the previous activity,
+so the newest message of a conversation is the one written last.
 
 A turn goes after the active leaf (the default), or after a given message (`after=`: a new
 branch when that message has a reply already), or, to edit a first message, at the root.
@@ -19,25 +21,22 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any, Final
 
 import asyncpg
 from uuid6 import uuid7
 
 from faceplate_models.engine import Connection, current
-from faceplate_models.errors import Conflict, MigrationError, ValidationError
+from faceplate_models.errors import Conflict, FaceplateError, MigrationError, ValidationError
 from faceplate_models.formats.shape import KEYS, Draft, drafts
 from faceplate_models.models import Message, ReplyStatus, Role
-from faceplate_models.store import _paths as paths
 from faceplate_models.store import _quotas as quotas
 from faceplate_models.store._rows import (
+    alone,
     builder,
     columns,
-    fetchrow,
     locking,
-    missing,
+    not_theirs,
     now,
     run,
 )
@@ -45,45 +44,6 @@ from faceplate_models.validation import as_uuid, new_key
 
 COLUMNS: Final = columns(Message)
 messages_of = builder(Message, COLUMNS)
-
-
-def _parent_sql(place: str, *, lock: bool) -> str:
-    # $1 conversation, $2 user, $3 the turn's first message and $4 its turn id (a repeat, if
-    # either is stored), and for `after` $5, the message to follow.
-    #
-    # A row lock that had to wait returns the row's newest version, but the rest of the
-    # statement still reads the snapshot taken before the wait, which lacks what the append
-    # it waited for wrote: `stale` says so, and the caller reads again in a new statement.
-    follows = {
-        LEAF: f"LEFT JOIN LATERAL {paths.leaf('owned', '$2')} p ON true",
-        AFTER: f"LEFT JOIN LATERAL {paths.leaf('owned', '$2', '$5')} p ON true",
-        ROOT: "LEFT JOIN (SELECT NULL::uuid AS id, NULL::int AS depth, NULL::uuid AS "
-        "segment_id, NULL::jsonb AS open_calls) p ON true",
-    }[place]
-    return f"""WITH owned AS (
-        SELECT id, updated_at, active_leaf_id, message_count, xmin FROM faceplate.conversations
-        WHERE id = $1 AND user_id = $2{" FOR NO KEY UPDATE" if lock else ""}
-    )
-    SELECT owned.updated_at, owned.message_count, p.id, p.depth, p.segment_id, p.open_calls,
-        owned.xmin::text <> (SELECT xmin::text FROM faceplate.conversations WHERE id = $1)
-            AS stale,
-        EXISTS (SELECT 1 FROM faceplate.messages n WHERE n.segment_id = p.segment_id
-                AND n.depth = p.depth + 1 AND n.user_id = $2) AS continued,
-        EXISTS (SELECT 1 FROM faceplate.messages WHERE id = $3 AND user_id = $2)
-        OR EXISTS (SELECT 1 FROM faceplate.messages
-                   WHERE conversation_id = $1 AND turn_id = $4 AND user_id = $2) AS repeated
-    FROM owned {follows}"""
-
-
-#: Where a turn goes: after the active leaf, after a given message, or at the root.
-LEAF: Final = "leaf"
-AFTER: Final = "after"
-ROOT: Final = "root"
-#: Ownership, the lock that orders the conversation's appends, and where the turn goes.
-LOCK_CONVERSATION_SQL: Final = {
-    place: _parent_sql(place, lock=True) for place in (LEAF, AFTER, ROOT)
-}
-PARENT_SQL: Final = {place: _parent_sql(place, lock=False) for place in (LEAF, AFTER, ROOT)}
 
 
 def cost_sql(at: str) -> str:
@@ -140,138 +100,6 @@ def money_sql(first: int) -> str:
     ), by_day AS ({_rollup("usage_days", by_day, (providers, models), "", "")}"""
 
 
-#: The parameters of a turn without money: all but the hold ($30) and the usage rows.
-UNPRICED_PARAMETERS: Final = 29
-
-
-def _append_sql(money: bool) -> str:
-    """A turn's one statement. Parameters: $1 conversation, $2 user, $3 the time of the last
-    message, $4 the ids, $5 the turn, then the columns of each message ($6-$20), the calls
-    made ($21-$24), the calls of earlier messages answered ($25-$27), the calls left open on
-    the new active path ($28), each message's status ($29: a live reply's 'streaming'); with
-    `money`, the hold the turn settles ($30) and the turn's usage rows, one per model: ids by
-    conversation ($31), the models ($32, $33), ids by day ($34). A turn without usage or a
-    hold leaves that part out, and its cost to plan."""
-    cost = f"CASE WHEN m.usage IS NOT NULL THEN {cost_sql('$3')} END" if money else "NULL::bigint"
-    settles = money_sql(UNPRICED_PARAMETERS + 1) if money else ""
-    return f"""WITH new_messages AS (
-        INSERT INTO faceplate.messages ({COLUMNS})
-        SELECT m.id, $1, m.parent_id, $2, m.role, m.content, m.tool_calls, m.tool_results,
-               m.depth, m.segment_id, m.fork_segment_id, m.open_calls, m.model, m.provider,
-               m.finish_reason, m.usage, {cost}, m.thinking, m.metadata,
-               $3::timestamptz - (cardinality($4::uuid[]) - m.n) * interval '1 microsecond', $5,
-               m.status, NULL
-        FROM unnest($4::uuid[], $6::uuid[], $7::text[], $8::text[], $9::jsonb[],
-                    $10::jsonb[], $11::int[], $12::uuid[], $13::uuid[], $14::jsonb[],
-                    $15::text[], $16::text[], $17::text[], $18::jsonb[], $19::jsonb[],
-                    $20::jsonb[], $29::text[])
-             WITH ORDINALITY AS m(id, parent_id, role, content, tool_calls, tool_results, depth,
-                                  segment_id, fork_segment_id, open_calls, model, provider,
-                                  finish_reason, usage, thinking, metadata, status, n)
-        RETURNING {COLUMNS}
-    ), new_calls AS (
-        INSERT INTO faceplate.tool_calls
-            (id, conversation_id, user_id, call_id, message_id, result_message_id, created_at)
-        SELECT c.id, $1, $2, c.call_id, c.message_id, c.result_message_id, $3
-        FROM unnest($21::uuid[], $22::text[], $23::uuid[], $24::uuid[])
-             AS c(id, call_id, message_id, result_message_id)
-        WHERE EXISTS (SELECT 1 FROM new_messages)
-    ), answered AS (
-        UPDATE faceplate.tool_calls AS t SET result_message_id = a.result_message_id
-        FROM unnest($25::uuid[], $26::text[], $27::uuid[])
-             AS a(message_id, call_id, result_message_id)
-        WHERE t.message_id = a.message_id AND t.call_id = a.call_id AND t.user_id = $2
-          AND t.result_message_id IS NULL AND EXISTS (SELECT 1 FROM new_messages)
-    ), touched AS (
-        UPDATE faceplate.conversations
-        SET updated_at = $3, active_leaf_id = $4[cardinality($4)], open_calls = $28,
-            message_count = message_count + cardinality($4)
-        WHERE id = $1 AND user_id = $2 AND EXISTS (SELECT 1 FROM new_messages){settles}
-    )
-    SELECT {COLUMNS} FROM new_messages"""
-
-
-#: By whether the turn has usage or settles a hold: `APPEND_SQL[money]`.
-APPEND_SQL: Final = {money: _append_sql(money) for money in (False, True)}
-STORED_SQL: Final = f"""SELECT {COLUMNS} FROM faceplate.messages
-    WHERE conversation_id = $1 AND user_id = $2 AND (id = ANY($3::uuid[]) OR turn_id = $4)
-    ORDER BY created_at, id"""
-# A conversation not counted yet is counted once, under the append's lock; the append then
-# adds its own messages to the count.
-_COUNT_SQL: Final = """UPDATE faceplate.conversations SET message_count = (
-        SELECT count(*) FROM faceplate.messages WHERE conversation_id = $1 AND user_id = $2)
-    WHERE id = $1 AND user_id = $2 RETURNING message_count"""
-_EDITED_SQL: Final = """SELECT role, parent_id FROM faceplate.messages
-    WHERE id = $1 AND conversation_id = $2 AND user_id = $3"""
-
-
-@dataclass
-class _Plan:
-    """Where a turn's messages go on the tree, and what they do to the tool calls."""
-
-    parents: list[uuid.UUID | None] = field(default_factory=list)
-    depths: list[int] = field(default_factory=list)
-    segments: list[uuid.UUID] = field(default_factory=list)
-    forks: list[uuid.UUID | None] = field(default_factory=list)
-    opens: list[str | None] = field(default_factory=list)  # open after each message, as JSON
-    calls: list[tuple[str, uuid.UUID, uuid.UUID | None]] = field(default_factory=list)
-    answers: list[tuple[uuid.UUID, str, uuid.UUID]] = field(default_factory=list)
-    left_open: int = 0
-
-
-def _plan(drafts: Sequence[Draft], parent: asyncpg.Record | None) -> _Plan:
-    """Place `drafts` after `parent` (None: at the root) and pair their tool calls along the
-    path; `ValidationError` for a result that answers nothing open there, or a call id that
-    one still open there has."""
-    opens: dict[str, str] = dict(json.loads(parent["open_calls"] or "{}")) if parent else {}
-    made: dict[str, uuid.UUID] = {}  # calls of this turn, by id
-    answered_here: dict[str, uuid.UUID] = {}  # ... and the messages of it answering them
-    plan = _Plan()
-    above = parent
-    for number, draft in enumerate(drafts):
-        for call in draft.results:
-            maker = opens.pop(call, None)
-            if maker is None:
-                raise ValidationError(
-                    "tool_results",
-                    f"{call!r} answers no tool call open on this branch (no message above it "
-                    "made that call, or a result above it answered it already)",
-                )
-            if call in made:
-                answered_here[call] = draft.id
-            else:
-                plan.answers.append((uuid.UUID(maker), call, draft.id))
-        for call in draft.calls:
-            if call in opens:
-                raise ValidationError(
-                    "tool_calls",
-                    f"call id {call!r} is still open on this branch: a call may not reuse the "
-                    "id of one that has no result yet",
-                )
-            opens[call] = str(draft.id)
-            made[call] = draft.id
-        if number:  # the turn goes on in the segment its first message chose
-            plan.parents.append(drafts[number - 1].id)
-            plan.depths.append(plan.depths[-1] + 1)
-            plan.segments.append(plan.segments[-1])
-            plan.forks.append(None)
-        elif above is None:  # a root
-            plan.parents.append(None)
-            plan.depths.append(0)
-            plan.segments.append(draft.id)
-            plan.forks.append(None)
-        else:
-            plan.parents.append(above["id"])
-            plan.depths.append(above["depth"] + 1)
-            branching = above["continued"]  # its reply so far keeps the segment
-            plan.segments.append(draft.id if branching else above["segment_id"])
-            plan.forks.append(above["segment_id"] if branching else None)
-        plan.opens.append(json.dumps(opens) if opens else None)
-    plan.calls.extend((call, message, answered_here.get(call)) for call, message in made.items())
-    plan.left_open = len(opens)
-    return plan
-
-
 #: The fields a Draft holds as JSON text, as their columns come back: compared as values.
 _ENCODED: Final = frozenset({"tool_calls", "tool_results", "thinking", "metadata"})
 
@@ -296,25 +124,123 @@ def _same_turn(drafts: Sequence[Draft], rows: Sequence[asyncpg.Record]) -> bool:
     )
 
 
-def _where(after: uuid.UUID | None, root: bool) -> tuple[str, tuple[uuid.UUID, ...]]:
-    """The shape of `_parent_sql` for a turn's place, and its extra parameter."""
-    if root:
-        return ROOT, ()
-    return (LEAF, ()) if after is None else (AFTER, (after,))
+#: Where a turn goes: after the active leaf, after a given message, at the root, or beside
+#: an edited message (with its parent).
+LEAF: Final = "leaf"
+AFTER: Final = "after"
+ROOT: Final = "root"
+EDIT: Final = "edit"
+#: A turn, stored (or, with $28, checked) by the schema's function. $1 conversation, $2 user,
+#: $3 the place and $4 its message, $5 the turn, $6 the conversation's message limit, $7 the
+#: time, $8 the ids, then each message's columns ($9-$19), the call ids each answers and
+#: makes ($20, $21), a key for each call made ($22), the hold the turn settles ($23) and its
+#: usage rows, one per model: ids by conversation ($24), the models ($25, $26), ids by day
+#: ($27).
+APPEND_SQL: Final = f"""SELECT {COLUMNS} FROM faceplate.append_turn(
+    $1, $2, $3, $4, $5, $6, $7, $8::uuid[], $9::text[], $10::text[], $11::jsonb[],
+    $12::jsonb[], $13::text[], $14::text[], $15::text[], $16::jsonb[], $17::jsonb[],
+    $18::jsonb[], $19::text[], $20::jsonb[], $21::jsonb[], $22::uuid[], $23, $24::uuid[],
+    $25::text[], $26::text[], $27::uuid[], $28)"""
 
 
-def _placed(row: asyncpg.Record, after: uuid.UUID | None) -> asyncpg.Record | None:
-    """The message a turn follows, from the row of `_parent_sql` (None: at the root)."""
-    if row["id"] is None:
-        if after is not None:
-            raise missing("message", after)
-        return None
-    if row["depth"] is None:
-        raise MigrationError(
-            "this conversation's history is not placed on its tree yet: the migration that "
-            "does it has not finished; run `faceplate-db upgrade`"
-        )
-    return row
+def _refused(exc: asyncpg.PostgresError, cid: uuid.UUID) -> FaceplateError | None:
+    """The store's error for a problem `faceplate.append_turn` raised (its SQLSTATEs of
+    class FP), or None for any other."""
+    if (gone := not_theirs(exc)) is not None:
+        return gone
+    what, key = exc.args[0] if exc.args else "", getattr(exc, "detail", None)
+    match getattr(exc, "sqlstate", None):
+        case "FP422" if what == "tool_results":
+            return ValidationError(
+                what,
+                f"{key!r} answers no tool call open on this branch (no message above it made "
+                "that call, or a result above it answered it already)",
+            )
+        case "FP422" if what == "tool_calls":
+            return ValidationError(
+                what,
+                f"call id {key!r} is still open on this branch: a call may not reuse the id "
+                "of one that has no result yet",
+            )
+        case "FP422":
+            return ValidationError(
+                what,
+                f"is {key} message; only a user's message is edited (an answer is "
+                "regenerated: see regenerate)",
+            )
+        case "FP429":
+            return quotas.exceeded("messages_per_conversation", f"conversation {cid}")
+        case "FP503":
+            return MigrationError(
+                "this conversation's history is not placed on its tree yet: the migration "
+                "that does it has not finished; run `faceplate-db upgrade`"
+            )
+    return None
+
+
+def _arguments(
+    uid: uuid.UUID,
+    cid: uuid.UUID,
+    drafts: Sequence[Draft],
+    turn: uuid.UUID | None,
+    place: str,
+    anchor: uuid.UUID | None,
+    *,
+    hold: uuid.UUID | None = None,
+    status: str | None = None,
+    check: bool = False,
+) -> tuple[object, ...]:
+    """The parameters of `APPEND_SQL`."""
+    # A usage row per model the turn's answers name, with an id made here.
+    answered_by = list(dict.fromkeys((d.provider or "", d.model) for d in drafts if d.usage))
+    return (
+        cid,
+        uid,
+        place,
+        anchor,
+        turn,
+        quotas.limits().messages_per_conversation,
+        now(),
+        [d.id for d in drafts],
+        [d.role.value for d in drafts],
+        [d.content for d in drafts],
+        [d.tool_calls for d in drafts],
+        [d.tool_results for d in drafts],
+        [d.model for d in drafts],
+        [d.provider for d in drafts],
+        [d.finish_reason for d in drafts],
+        [d.usage_json for d in drafts],
+        [d.thinking for d in drafts],
+        [d.metadata for d in drafts],
+        [status for _ in drafts],
+        [json.dumps(d.results) for d in drafts],
+        [json.dumps(d.calls) for d in drafts],
+        [uuid7() for d in drafts for _ in d.calls],
+        hold,
+        [uuid7() for _ in answered_by],
+        [provider for provider, _ in answered_by],
+        [model for _, model in answered_by],
+        [uuid7() for _ in answered_by],
+        check,
+    )
+
+
+async def _call(
+    conn: Connection, cid: uuid.UUID, args: tuple[object, ...], *, alone: bool
+) -> list[asyncpg.Record]:
+    """`APPEND_SQL` with `args`; its problems as the store's errors.
+
+    Called `alone`, it commits by itself: its lock wait is bounded by the server's lock
+    timeout and the client's deadline, never ended at the client, which would leave its
+    outcome unknown. In a transaction the client ends the wait (`locking`)."""
+    try:
+        if alone:
+            return await conn.fetch(APPEND_SQL, *args)
+        return await locking(conn, APPEND_SQL, *args, rows=True)
+    except asyncpg.PostgresError as exc:
+        if (refused := _refused(exc, cid)) is None:
+            raise
+        raise refused from None
 
 
 async def _append(
@@ -325,97 +251,50 @@ async def _append(
     *,
     after: uuid.UUID | None = None,
     root: bool = False,
+    edited: uuid.UUID | None = None,
     hold: uuid.UUID | None = None,
     live: Callable[[Connection, list[asyncpg.Record]], Awaitable[None]] | None = None,
 ) -> list[Message]:
-    """Store `drafts` as one turn; a repeat (same turn, or a retry) returns the first's.
+    """Store `drafts` as one turn after the active leaf, after message `after`, at the root,
+    or beside message `edited`; a repeat (same turn, or a retry) returns the first's.
 
     With `live`, the turn is one reply being streamed ('streaming'), and `live(conn, rows)`
     runs in the turn's transaction once it is stored (a repeat included)."""
     client = current()
-    ids = [d.id for d in drafts]
-    at = now()
-    place, extra = _where(after, root)
-    args = (cid, uid, ids[0], turn, *extra)
-    # A usage row per model the turn's answers name, with an id made here.
-    answered_by = list(dict.fromkeys((d.provider or "", d.model) for d in drafts if d.usage))
+    status = ReplyStatus.STREAMING.value if live else None
+    place, anchor = _place(after, root=root, edited=edited)
+    args = _arguments(uid, cid, drafts, turn, place, anchor, hold=hold, status=status)
 
     async def append(conn: Connection) -> list[asyncpg.Record]:
-        async with client.atomic(conn):
-            row = await locking(conn, LOCK_CONVERSATION_SQL[place], *args)
-            if row is None:
-                raise missing("conversation", cid)
-            if row["stale"]:  # the lock waited for another append: see it
-                row = await conn.fetchrow(PARENT_SQL[place], *args)
-                assert row is not None  # noqa: S101 - the conversation is locked, not gone
-            if row["repeated"]:  # what the first call stored
-                stored = list(await conn.fetch(STORED_SQL, cid, uid, ids, turn))
-                if not _same_turn(drafts, stored):
-                    key = f"turn_id {turn}" if turn is not None else f"message_id {ids[0]}"
-                    raise Conflict(
-                        f"{key} is already stored with other messages (or elsewhere): it "
-                        "names one request, so a retry must repeat its messages and a new "
-                        "request needs a new id (get_turn reads a stored turn)"
-                    )
+        if live is None and alone(client):  # one round trip, committed by the server
+            rows = await _call(conn, cid, args, alone=True)
+        else:  # in the caller's transaction, a savepoint: a refused turn leaves it usable
+            async with client.atomic(conn):
+                rows = await _call(conn, cid, args, alone=False)
                 if live is not None:
-                    await live(conn, stored)
-                return stored
-            count = row["message_count"]
-            if count is None:  # not counted yet (a conversation of the previous release)
-                count = await conn.fetchval(_COUNT_SQL, cid, uid)
-            if count + len(drafts) > quotas.limits().messages_per_conversation:
-                raise quotas.exceeded("messages_per_conversation", f"conversation {cid}")
-            plan = _plan(drafts, _placed(row, after))
-            # After the previous activity, one microsecond apart, the last one now.
-            last = max(at, row["updated_at"] + timedelta(microseconds=len(drafts)))
-            made = plan.calls
-            money = bool(answered_by) or hold is not None
-            values = (
-                cid,
-                uid,
-                last,
-                ids,
-                turn,
-                plan.parents,
-                [d.role.value for d in drafts],
-                [d.content for d in drafts],
-                [d.tool_calls for d in drafts],
-                [d.tool_results for d in drafts],
-                plan.depths,
-                plan.segments,
-                plan.forks,
-                plan.opens,
-                [d.model for d in drafts],
-                [d.provider for d in drafts],
-                [d.finish_reason for d in drafts],
-                [d.usage_json for d in drafts],
-                [d.thinking for d in drafts],
-                [d.metadata for d in drafts],
-                [uuid7() for _ in made],
-                [call for call, _, _ in made],
-                [message for _, message, _ in made],
-                [answer for _, _, answer in made],
-                [message for message, _, _ in plan.answers],
-                [call for _, call, _ in plan.answers],
-                [answer for _, _, answer in plan.answers],
-                plan.left_open,
-                [ReplyStatus.STREAMING.value if live else None for _ in drafts],
-                hold,
-                [uuid7() for _ in answered_by],
-                [provider for provider, _ in answered_by],
-                [model for _, model in answered_by],
-                [uuid7() for _ in answered_by],
+                    await live(conn, rows)
+        if not _same_turn(drafts, rows):  # a repeat with other messages
+            key = f"turn_id {turn}" if turn is not None else f"message_id {drafts[0].id}"
+            raise Conflict(
+                f"{key} is already stored with other messages (or elsewhere): it names one "
+                "request, so a retry must repeat its messages and a new request needs a new "
+                "id (get_turn reads a stored turn)"
             )
-            # A turn with no usage and no hold passes none of the money's parameters.
-            rows = await conn.fetch(
-                APPEND_SQL[money], *values[: None if money else UNPRICED_PARAMETERS]
-            )
-            if live is not None:
-                await live(conn, rows)
-            return list(rows)
+        return rows
 
     rows = await run(append, user=uid, conversation=cid)
     return sorted(messages_of.many(rows), key=lambda m: (m.created_at, m.id))
+
+
+def _place(
+    after: uuid.UUID | None, *, root: bool = False, edited: uuid.UUID | None = None
+) -> tuple[str, uuid.UUID | None]:
+    """Where a turn goes, for `APPEND_SQL`: the place and the message it names."""
+    if edited is not None:
+        return EDIT, edited
+    if root:
+        return ROOT, None
+    return (LEAF, None) if after is None else (AFTER, after)
 
 
 def _after(after: object) -> uuid.UUID | None:
@@ -523,13 +402,10 @@ async def check_turn(
     (`ValidationError`, `NotFound`); returns None when the turn would be stored."""
     uid = as_uuid("user_id", user_id)
     cid = as_uuid("conversation_id", conversation_id)
-    where = _after(after)
     turn = drafts(messages)
-    place, extra = _where(where, False)
-    row = await fetchrow(PARENT_SQL[place], cid, uid, turn[0].id, None, *extra, user=uid)
-    if row is None:
-        raise missing("conversation", cid)
-    _plan(turn, _placed(row, where))
+    place, anchor = _place(_after(after))
+    args = _arguments(uid, cid, turn, None, place, anchor, check=True)
+    await run(lambda conn: _call(conn, cid, args, alone=True), user=uid, read=True)
 
 
 async def edit_message(
@@ -549,17 +425,7 @@ async def edit_message(
     mid = as_uuid("message_id", message_id)
     turn = as_uuid("turn_id", turn_id) if turn_id is not None else None
     draft = Draft({"role": Role.USER, "content": content, "metadata": metadata})
-    row = await fetchrow(_EDITED_SQL, mid, cid, uid, user=uid)
-    if row is None:
-        raise missing("message", mid)
-    if row["role"] != Role.USER:
-        raise ValidationError(
-            "message_id",
-            f"is {row['role']} message; only a user's message is edited (an answer is "
-            "regenerated: see regenerate)",
-        )
-    parent = row["parent_id"]
-    [message] = await _append(uid, cid, [draft], turn, after=parent, root=parent is None)
+    [message] = await _append(uid, cid, [draft], turn, edited=mid)
     return message
 
 
@@ -567,11 +433,9 @@ __all__ = [
     "AFTER",
     "APPEND_SQL",
     "COLUMNS",
+    "EDIT",
     "LEAF",
-    "LOCK_CONVERSATION_SQL",
-    "PARENT_SQL",
     "ROOT",
-    "UNPRICED_PARAMETERS",
     "append_message",
     "append_turn",
     "check_turn",

@@ -59,16 +59,6 @@ class _Labels(Generic[L]):
         self.build: Builder[L] = builder(model, self.columns)
 
     async def create(self, uid: uuid.UUID, name: str, key: uuid.UUID) -> L:
-        async def name_is_free(conn: Connection) -> tuple[object, ...]:
-            taken = await conn.fetchval(
-                f"SELECT id FROM faceplate.{self.table} WHERE user_id = $1 AND name = $2",
-                uid,
-                name,
-            )
-            if taken is not None and taken != key:
-                raise self.conflict(name)
-            return ()
-
         row = await insert_owned(
             self.table,
             self.columns,
@@ -80,7 +70,7 @@ class _Labels(Generic[L]):
             name,
             now(),
             limit=self.table,
-            then=name_is_free,
+            duplicate=lambda: self.conflict(name),
         )
         return self.build(row)
 
@@ -206,7 +196,10 @@ ORGANISE_SQL: Final = f"""UPDATE faceplate.conversations SET
         pinned_at = CASE WHEN NOT $5 THEN pinned_at WHEN $6 THEN coalesce(pinned_at, $11) END,
         folder_id = CASE WHEN $7 THEN $8 ELSE folder_id END,
         tag_ids = CASE WHEN $9 THEN $10::jsonb ELSE tag_ids END
-    WHERE id = $1 AND user_id = $2 RETURNING {_CONVERSATION_COLUMNS}"""
+    WHERE id = $1 AND user_id = $2
+      AND ($8::uuid IS NULL OR EXISTS (
+          SELECT 1 FROM faceplate.folders WHERE id = $8 AND user_id = $2))
+    RETURNING {_CONVERSATION_COLUMNS}"""
 #: The conversation's tag rows made to match its new tags, with its activity.
 RETAG_SQL: Final = """WITH gone AS (
         DELETE FROM faceplate.conversation_tags
@@ -257,7 +250,31 @@ async def organise_conversation(
             gone = ", ".join(map(str, ids))
             raise missing(kind, gone if len(ids) == 1 else f"among {gone}")
 
+    values = (
+        cid,
+        uid,
+        archive is not None,
+        archive,
+        pin is not None,
+        pin,
+        folder_id is not UNSET,
+        folder,
+        tags is not None,
+        json_text("tag_ids", [str(tag) for tag in tags]) if tags else None,
+        now(),
+    )
+
     async def organise(conn: Connection) -> asyncpg.Record:
+        """Without tags, one statement: the UPDATE locks the row and sets absolute values,
+        the folder checked in it. New tags rewrite the conversation's tag rows, which must
+        see what an organise it waited for wrote: a transaction, after the row's lock."""
+        if tags is None:
+            row = await conn.fetchrow(ORGANISE_SQL, *values)
+            if row is None:  # which of the two is not the user's
+                if folder is not None:
+                    await owned(conn, "folder", [folder])
+                raise missing("conversation", cid)
+            return row
         async with client.atomic(conn):
             if await locking(conn, LOCK_SQL, cid, uid) is None:
                 raise missing("conversation", cid)
@@ -265,25 +282,11 @@ async def organise_conversation(
                 await owned(conn, "folder", [folder])
             if tags:
                 await owned(conn, "tag", tags)
-            row = await conn.fetchrow(
-                ORGANISE_SQL,
-                cid,
-                uid,
-                archive is not None,
-                archive,
-                pin is not None,
-                pin,
-                folder_id is not UNSET,
-                folder,
-                tags is not None,
-                json_text("tag_ids", [str(tag) for tag in tags]) if tags else None,
-                now(),
-            )
+            row = await conn.fetchrow(ORGANISE_SQL, *values)
             if row is None:
                 raise missing("conversation", cid)
-            if tags is not None:
-                keys = [new_key("tag_ids", None) for _ in tags]
-                await conn.execute(RETAG_SQL, cid, uid, tags, row["updated_at"], keys)
+            keys = [new_key("tag_ids", None) for _ in tags]
+            await conn.execute(RETAG_SQL, cid, uid, tags, row["updated_at"], keys)
         return row
 
     if archive is None and pin is None and folder_id is UNSET and tags is None:

@@ -27,7 +27,7 @@ from typing import Final, Literal
 import asyncpg
 from uuid6 import uuid7
 
-from faceplate_models.engine import Connection, current
+from faceplate_models.engine import Connection
 from faceplate_models.errors import BudgetExceeded, ValidationError
 from faceplate_models.models import (
     MODEL_NAME_MAX,
@@ -37,7 +37,7 @@ from faceplate_models.models import (
     ModelPrice,
     UsageTotals,
 )
-from faceplate_models.store._rows import builder, columns, fetch, lock_user, missing, now, run
+from faceplate_models.store._rows import builder, columns, fetch, missing, now, run
 from faceplate_models.validation import as_uuid, new_key, required_text
 
 #: Largest price per million tokens, and largest budget: a trillion micro-units.
@@ -116,6 +116,9 @@ RESERVE_SQL: Final = f"""WITH before AS (
     SELECT before.*, NULL, NULL, NULL, NULL FROM before
     UNION ALL
     SELECT {_NO_HOLD}, period, spend_limit, spent, held FROM refused"""
+# The user's row locked first, then RESERVE_SQL: one round trip (migration 15's function
+# runs the same text, which a test compares). No row: no such user.
+LOCKED_RESERVE_SQL: Final = "SELECT * FROM faceplate.reserve($1, $2, $3, $4, $5, $6, $7)"
 RELEASE_SQL: Final = "DELETE FROM faceplate.holds WHERE id = $1 AND user_id = $2"
 
 
@@ -273,22 +276,12 @@ async def reserve(
     amount = _money("estimate", estimate)
     if not isinstance(ttl, int | float) or isinstance(ttl, bool) or not 0 < ttl <= MAX_TTL:
         raise ValidationError("ttl", f"must be a number of seconds from 0 to {MAX_TTL}")
-    key, client = new_key("hold_id", hold_id), current()
-
-    async def take(conn: Connection) -> list[asyncpg.Record]:
-        at = now()
-        async with client.atomic(conn):
-            await lock_user(conn, uid)  # a missing user fails the insert below
-            rows: list[asyncpg.Record] = await conn.fetch(
-                RESERVE_SQL, uid, key, amount, at, at + timedelta(seconds=ttl),
-                *_periods_at(at),
-            )  # fmt: skip
-            return rows
-
-    try:
-        rows = await run(take, user=uid)
-    except asyncpg.ForeignKeyViolationError:
-        raise missing("user", uid) from None
+    key = new_key("hold_id", hold_id)
+    at = now()
+    args = (uid, key, amount, at, at + timedelta(seconds=ttl), *_periods_at(at))
+    rows = await run(lambda conn: conn.fetch(LOCKED_RESERVE_SQL, *args), user=uid)
+    if not rows:
+        raise missing("user", uid)
     refused = [row for row in rows if row["period"] is not None]
     if refused:
         row = refused[0]
@@ -312,6 +305,7 @@ async def release(*, user_id: uuid.UUID | str, hold: Hold | uuid.UUID | str) -> 
 
 __all__ = [
     "GROUPINGS",
+    "LOCKED_RESERVE_SQL",
     "MAX_MONEY",
     "PERIODS",
     "RESERVE_SQL",

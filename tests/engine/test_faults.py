@@ -76,8 +76,8 @@ async def test_store_write_killed_in_flight_is_retried_and_stored_once(
     faceplate_db: DatabaseTarget, caplog: pytest.LogCaptureFixture
 ) -> None:
     user, conversation = await chat()
-    # Hold the conversation's row lock so that append_message waits inside its transaction,
-    # where the kill finds it.
+    # Hold the conversation's row lock so that append_message waits in its statement, where
+    # the kill finds it.
     holder = await connect(faceplate_db)
     locked = holder.transaction()
     await locked.start()
@@ -89,7 +89,7 @@ async def test_store_write_killed_in_flight_is_retried_and_stored_once(
             user_id=user.id, conversation_id=conversation.id, role="user", content="hello"
         )
     )
-    killed = await faults.kill_when_running(faceplate_db, "%faceplate.conversations%", wait="Lock")
+    killed = await faults.kill_when_running(faceplate_db, "%faceplate.append_turn%", wait="Lock")
     await locked.commit()
     await holder.close()
     message = await append
@@ -129,7 +129,7 @@ async def test_a_store_write_lost_twice_after_it_was_sent_says_its_outcome_is_un
     holder = await faults.hold_row(faceplate_db, "conversations", conversation.id)
     append = asyncio.create_task(fm.append_message(**at, role="user", content="hi", message_id=key))
     killed = await faults.kill_when_running(
-        faceplate_db, "%FOR NO KEY UPDATE%", times=2, wait="Lock"
+        faceplate_db, "%faceplate.append_turn%", times=2, wait="Lock"
     )
     with pytest.raises(OutcomeUnknown, match="may or may not have been applied") as caught:
         await append
@@ -229,7 +229,7 @@ async def test_lost_acknowledgements_of_store_writes_are_retried_without_duplica
     user = await fm.get_or_create_user(subject_id="sub|1", email="ada@example.com")
     proxy.lose_reply_to(b"INSERT INTO faceplate.conversations")
     conversation = await fm.create_conversation(user_id=user.id, title="once")
-    proxy.lose_reply_to(b"COMMIT")
+    proxy.lose_reply_to(b"faceplate.append_turn")  # one statement, committed as it ended
     message = await fm.append_message(
         user_id=user.id, conversation_id=conversation.id, role="user", content="once"
     )
