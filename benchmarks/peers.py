@@ -13,6 +13,7 @@ from __future__ import annotations
 import statistics
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from benchmarks.wire import Wire
@@ -77,19 +78,31 @@ async def _agents(target: DatabaseTarget, messages: int) -> dict[str, Callable[[
     }
 
 
+#: The store's operation in the suite for each of this table's, whose round trips the
+#: suite's round-trip pass counted (in session mode).
+STORE_OPERATIONS = {"append": "append_message", "newest 100": "get_history(100), newest"}
+
+
+@dataclass(frozen=True)
+class Row:
+    """One operation: each implementation's median, and the peers' round trips."""
+
+    operation: str
+    medians: dict[str, float]
+    trips: dict[str, int]
+
+
 async def measure(
     target: DatabaseTarget,
     reach: DatabaseTarget,
     store: Mapping[str, Callable[[], Awaitable[Any]]],
     messages: int,
     rounds: int,
-    latency: float,
-) -> list[str]:
-    """The table: medians of `rounds` through `reach` (the delaying proxy), the
-    implementations taking turns, and the round trips of one call of each, counted on a
-    `Wire` of their own to `target`."""
+) -> list[Row]:
+    """Medians of `rounds` through `reach` (the delaying proxy), the implementations taking
+    turns, and the round trips of one call of each peer, counted on a `Wire` of their own
+    to `target` (the store's are the suite's round-trip pass's)."""
     from benchmarks.run import measure as timed
-    from benchmarks.run import ms
 
     wire = Wire(target)
     counted = await wire.start()
@@ -103,42 +116,54 @@ async def measure(
         for_counting[name] = await make(counted, 200)
     rows = []
     try:
-        for operation in ("append", "newest 100"):
+        for operation in STORE_OPERATIONS:
             chosen = {name: calls[operation] for name, calls in made.items()}
             samples = await timed(chosen, rounds)
-            trips = {"store": 1}  # counted for every operation by the suite's round-trip pass
-            for name, calls in for_counting.items():
-                await calls[operation]()
-                wire.reset()
-                await calls[operation]()
-                trips[name] = wire.round_trips
-            rows.append((operation, {n: statistics.median(s) for n, s in samples.items()}, trips))
+            trips = {
+                name: await wire.count(calls[operation], warm=1)
+                for name, calls in for_counting.items()
+            }
+            medians = {n: statistics.median(s) for n, s in samples.items()}
+            rows.append(Row(operation, medians, trips))
     finally:
         for kept in (*made.values(), *for_counting.values()):
             if "close" in kept:
                 await kept["close"]()
         await wire.close()
+    return rows
+
+
+def table(
+    rows: list[Row], store_trips: Mapping[str, Mapping[str, int]], messages: int, latency: float
+) -> list[str]:
+    """The table of `measure`'s rows, the store's round trips from `store_trips` (the suite's
+    counts by operation; "-" where the run left one out)."""
+    from benchmarks.run import ms
+
+    names = ["store", *LACKS]
     lines = [
         "",
         f"The store against the chat-history packages, {latency:g} ms each way, on a "
         f"{messages:,}-message conversation (medians in ms, round trips of one call):",
         "",
-        "| operation | " + " | ".join(made) + " |",
-        "| --- |" + " ---: |" * len(made),
+        "| operation | " + " | ".join(names) + " |",
+        "| --- |" + " ---: |" * len(names),
     ]
-    for operation, medians, trips in rows:
-        cells = [f"{ms(medians[n])} ({trips[n]})" for n in made]
-        lines.append(f"| {operation} | {' | '.join(cells)} |")
+    for row in rows:
+        counted = store_trips.get(STORE_OPERATIONS[row.operation], {}).get("session")
+        trips = {**row.trips, "store": "-" if counted is None else counted}
+        cells = [f"{ms(row.medians[n])} ({trips[n]})" for n in names]
+        lines.append(f"| {row.operation} | {' | '.join(cells)} |")
     lines.append("")
     lines.extend(f"- {name}: {lacks}." for name, lacks in LACKS.items())
-    store_append = rows[0][1]["store"]
+    appends = rows[0].medians
     for name in LACKS:
-        faster = store_append < rows[0][1][name]
+        faster = appends["store"] < appends[name]
         lines.append(
-            f"- append: the store {store_append / rows[0][1][name]:.2f}x {name} "
+            f"- append: the store {appends['store'] / appends[name]:.2f}x {name} "
             f"(target: faster: {'met' if faster else 'MISSED'})"
         )
     return lines
 
 
-__all__ = ["LACKS", "measure"]
+__all__ = ["LACKS", "STORE_OPERATIONS", "Row", "measure", "table"]

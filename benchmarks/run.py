@@ -714,15 +714,6 @@ async def replica_rows(size: Size, rounds: int) -> list[str]:
 TRIPS = ("session", "pooler", "raw")
 
 
-async def _count(wire: Wire, call: Call) -> int:
-    """The round trips of one call, its statements known to the connection already."""
-    for _ in range(3):
-        await call()
-    wire.reset()
-    await call()
-    return wire.round_trips
-
-
 async def round_trips(data: DataSet, target: DatabaseTarget, only: list[str]) -> Any:
     """The round trips one call of each operation makes, counted at the wire: the store in
     session mode and behind a transaction pooler (`FACEPLATE_DB_POOL_MODE=transaction`,
@@ -745,11 +736,10 @@ async def round_trips(data: DataSet, target: DatabaseTarget, only: list[str]) ->
                 calls = {op: by for op, by in calls.items() if any(o in op for o in only)}
             for operation, by_name in calls.items():
                 row = counts.setdefault(operation, {})
-                row["session" if mode == SESSION else "pooler"] = await _count(
-                    wire, by_name["store"]
-                )
+                mode_name = "session" if mode == SESSION else "pooler"
+                row[mode_name] = await wire.count(by_name["store"], warm=3)
                 if mode == SESSION:
-                    row["raw"] = await _count(wire, by_name["raw"])
+                    row["raw"] = await wire.count(by_name["raw"], warm=3)
             await fm.close_db()
     finally:
         await raw.close()
@@ -798,7 +788,7 @@ async def main(
         "tortoise": PlainTortoise(),
         "piccolo": Piccolo(reach),
     }
-    peer_rows: list[str] = []
+    peer_rows: list[peers.Row] = []
     try:
         await fm.init_db(target.url(), migrate=True)
         built = time.perf_counter()
@@ -838,9 +828,7 @@ async def main(
                 ),
                 "newest 100": lambda: fm.get_history(user_id=h, conversation_id=data.chat),
             }
-            peer_rows = await peers.measure(
-                target, reach, store, size.messages, size.rounds, latency
-            )
+            peer_rows = await peers.measure(target, reach, store, size.messages, size.rounds)
         throughput = {}
         if "get_history(100), newest" in calls:
             throughput = await concurrently(
@@ -862,7 +850,8 @@ async def main(
     replicas = await replica_rows(size, max(15, size.rounds // 3)) if wanted else []
     report(size, version, embedded, medians, p95, throughput, replicas, trips, latency)
     print("\n".join(live_rows))
-    print("\n".join(peer_rows))
+    if peer_rows:
+        print("\n".join(peers.table(peer_rows, trips, size.messages, latency)))
 
 
 def report(

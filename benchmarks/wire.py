@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from faceplate_models.config import DatabaseTarget
@@ -55,6 +56,15 @@ class Wire:
 
     def reset(self) -> None:
         self.round_trips = 0
+
+    async def count(self, call: Callable[[], Awaitable[object]], *, warm: int = 2) -> int:
+        """The round trips of one `call`, after `warm` calls have made its statements known
+        to the connection (a first call also prepares them)."""
+        for _ in range(warm):
+            await call()
+        self.reset()
+        await call()
+        return self.round_trips
 
     async def close(self) -> None:
         if self._server is not None:
@@ -99,7 +109,10 @@ class Wire:
         self._links.remove(link)
 
     async def _pipe(
-        self, source: asyncio.StreamReader, sink: asyncio.StreamWriter, seen: object
+        self,
+        source: asyncio.StreamReader,
+        sink: asyncio.StreamWriter,
+        seen: Callable[[bytes], None],
     ) -> None:
         """Copy `source` to `sink`, each chunk `delay` after it arrived, in order."""
         loop = asyncio.get_running_loop()
@@ -119,7 +132,7 @@ class Wire:
         delivery = asyncio.create_task(deliver())
         try:
             while data := await source.read(_CHUNK):
-                seen(data)  # type: ignore[operator]
+                seen(data)
                 line.put_nowait((loop.time() + self.delay, data))
             line.put_nowait((loop.time() + self.delay, b""))
             await delivery

@@ -5,6 +5,7 @@ pooler, with every guarantee the other tests prove for it kept."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -37,15 +38,6 @@ async def wire(faceplate_db: DatabaseTarget, restore_db: DatabaseTarget) -> Asyn
 async def init(wire: Wire, mode: str) -> None:
     through = await wire.start()
     await fm.init_db(through.url(), settings=dataclasses.replace(load_settings(), pool_mode=mode))
-
-
-async def counted(wire: Wire, call: Callable[[], Awaitable[Any]]) -> int:
-    """The round trips of `call`, its statements known to the connection already."""
-    for _ in range(2):
-        await call()
-    wire.reset()
-    await call()
-    return wire.round_trips
 
 
 def calls(user: Any, conversation: Any) -> dict[str, Callable[[], Awaitable[Any]]]:
@@ -100,7 +92,7 @@ async def test_appends_and_reads_are_one_round_trip_in_session_mode(
     await init(wire, mode)
     user = await fm.get_or_create_user(subject_id=str(uuid7()), email="r@example.com")
     conversation = await fm.create_conversation(user_id=user.id)
-    made = {name: await counted(wire, call) for name, call in calls(user, conversation).items()}
+    made = {name: await wire.count(call) for name, call in calls(user, conversation).items()}
     print(f"\nround trips, {mode}: {made}")
     assert made == dict.fromkeys(made, trips)
     history = await fm.get_history(user_id=user.id, conversation_id=conversation.id, limit=1000)
@@ -269,9 +261,7 @@ async def test_every_call_a_request_makes_is_one_round_trip_in_session_mode(
     for name, (prepare, call) in (await every_call(user)).items():
         await call(**await prepare())  # its statements known to the connection
         arguments = await prepare()
-        wire.reset()
-        await call(**arguments)
-        made[name] = wire.round_trips
+        made[name] = await wire.count(functools.partial(call, **arguments), warm=0)
     print(f"\nround trips, session mode: {made}")
     assert {name: n for name, n in made.items() if n != 1} == MORE_THAN_ONE
 
