@@ -10,12 +10,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
-from uuid6 import uuid7
 
 from benchmarks.common import POOL, next_cursor, position
 from faceplate_models.config import DatabaseTarget, Retention
-from faceplate_models.store import _cursors as cursors
+from faceplate_models.ids import uuid7
 from faceplate_models.store import (
+    _cursors as cursors,
     conversations,
     feedback,
     history,
@@ -23,13 +23,13 @@ from faceplate_models.store import (
     oauth,
     organise,
     replies,
+    retention as retention_sql,
     search,
     shares,
     tasks,
     usage,
     users,
 )
-from faceplate_models.store import retention as retention_sql
 from faceplate_models.store.retention import Purged
 from faceplate_models.validation import MAX_PAGE_BYTES
 
@@ -85,7 +85,8 @@ class Raw:
         writes and commits in one round trip. After the active leaf, with no turn id, as the
         suite appends."""
         assert self.pool is not None
-        ids = [uuid7() for _ in drafts]
+        # Arrays travel as text[], as the store sends them (`faceplate_models.engine.texts`).
+        ids = [str(uuid7()) for _ in drafts]
         priced = list(
             dict.fromkeys((d.get("provider") or "", d["model"]) for d in drafts if d.get("usage"))
         )
@@ -113,12 +114,12 @@ class Raw:
             [None for _ in drafts],  # complete messages, none streamed
             [json.dumps(a) for a in answers],
             [json.dumps(c) for c in calls],
-            [uuid7() for c in calls for _ in c],
+            [str(uuid7()) for c in calls for _ in c],
             None,  # no hold: the suite reserves nothing for its turns
-            [uuid7() for _ in priced],
+            [str(uuid7()) for _ in priced],
             [provider for provider, _ in priced],
             [model for _, model in priced],
-            [uuid7() for _ in priced],
+            [str(uuid7()) for _ in priced],
             False,
         )
         rows = await self.pool.fetch(messages.APPEND_SQL, *values)

@@ -9,10 +9,10 @@ from typing import Any
 from piccolo.columns import JSONB, UUID, Boolean, Integer, Text, Timestamptz, Varchar
 from piccolo.engine.postgres import PostgresEngine
 from piccolo.table import Table
-from uuid6 import uuid7
 
 from benchmarks.common import POOL, next_cursor, placed, position
 from faceplate_models.config import SCHEMA, DatabaseTarget
+from faceplate_models.ids import uuid7
 from faceplate_models.store import _cursors as cursors
 
 

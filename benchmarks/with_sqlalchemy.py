@@ -22,10 +22,10 @@ from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
-from uuid6 import uuid7
 
 from benchmarks.common import POOL, next_cursor, placed, position
 from faceplate_models.config import SCHEMA, DatabaseTarget
+from faceplate_models.ids import uuid7
 from faceplate_models.store import _cursors as cursors
 
 

@@ -9,9 +9,9 @@ from typing import Any
 
 from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
-from uuid6 import uuid7
 
 from benchmarks.common import next_cursor, placed, position
+from faceplate_models.ids import uuid7
 from faceplate_models.models import Conversation, Message, Task, ToolCall, User
 from faceplate_models.store import _cursors as cursors
 

@@ -9,9 +9,10 @@ that ran `asyncio.run` twice), a new `init_db` takes over.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager, suppress
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager, suppress
 from typing import Any
 
 import tortoise.context
@@ -34,8 +35,7 @@ from faceplate_models.config import (
 from faceplate_models.engine import FaceplateClient, PoolStats, current, describe_connect_error
 from faceplate_models.engine.options import connection
 from faceplate_models.errors import ConfigError, DatabaseUnavailable, FaceplateError
-from faceplate_models.store import _quotas as quotas
-from faceplate_models.store import replies
+from faceplate_models.store import _quotas as quotas, replies
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +129,25 @@ def resolve_tortoise_config(
     return tortoise_config(resolve_target(settings, url), settings, app_models=app_models)
 
 
+@contextmanager
+def _no_collection() -> Iterator[None]:
+    """No garbage collection inside the block (unless the collector was off already).
+
+    `Tortoise.init` makes thousands of objects that live as long as the process (the models'
+    filters, querysets, relations). Collected in the middle of that, they are walked for
+    garbage that is not there, and their number would bring the interpreter's first full
+    collection (a walk of the whole heap, 14 ms) into a cold start's first request.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
 def _claim_loop() -> None:
     global _owner
     loop = asyncio.get_running_loop()
@@ -186,7 +205,8 @@ async def init_db(
         await close_db()
     try:
         async with asyncio.timeout(settings.connect_timeout * _PROBE_SHARE):
-            await Tortoise.init(config=config, _enable_global_fallback=True)
+            with _no_collection():
+                await Tortoise.init(config=config, _enable_global_fallback=True)
             # Tortoise connects lazily; the probe opens the pool, so a bad address fails
             # here, at startup, rather than on a user's first request.
             client: FaceplateClient = connections.get("default")

@@ -18,22 +18,16 @@ import uuid
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from faceplate_models import store
 from faceplate_models.errors import ProviderError, SignInRequired, ValidationError
 from faceplate_models.models import MCPConfig
-from faceplate_models.store.mcp_configs import get_mcp_config
-from faceplate_models.store.oauth import (
-    GrantTokens,
-    get_mcp_client,
-    get_mcp_grant,
-    refresh_mcp_grant,
-    save_mcp_client,
-    save_mcp_grant,
-)
 from faceplate_models.validation import as_uuid
 
 if TYPE_CHECKING:
     from mcp.client.stdio import StdioServerParameters
     from mcp.shared.auth import OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
+
+    from faceplate_models.store.oauth import GrantTokens
 
 #: How long a token request or a metadata read may take.
 HTTP_TIMEOUT = 10.0
@@ -112,7 +106,7 @@ class MCPTokenStorage:
     async def server_url(self) -> str:
         """The MCP server's URL: as given, else the stored config's `url`."""
         if self._server_url is None:
-            config = await get_mcp_config(user_id=self.user_id, name=self.name)
+            config = await store.get_mcp_config(user_id=self.user_id, name=self.name)
             url = config.config.get("url")
             if not isinstance(url, str) or not url:
                 raise ValidationError("server_url", f"MCP config {self.name!r} has no url")
@@ -132,14 +126,14 @@ class MCPTokenStorage:
     async def get_tokens(self) -> OAuthToken | None:
         from mcp.shared.auth import OAuthToken
 
-        grant = await get_mcp_grant(user_id=self.user_id, name=self.name)
+        grant = await store.get_mcp_grant(user_id=self.user_id, name=self.name)
         if grant is not None and not grant.needs_sign_in and grant.expired():
             try:
-                grant = await refresh_mcp_grant(
+                grant = await store.refresh_mcp_grant(
                     user_id=self.user_id, name=self.name, refresh=self._refresh
                 )
             except SignInRequired:
-                grant = await get_mcp_grant(user_id=self.user_id, name=self.name)
+                grant = await store.get_mcp_grant(user_id=self.user_id, name=self.name)
         self._generation = 0 if grant is None else grant.generation
         if grant is None or grant.needs_sign_in or grant.expired():
             return None  # the SDK signs in
@@ -152,7 +146,7 @@ class MCPTokenStorage:
         )
 
     async def set_tokens(self, tokens: OAuthToken) -> None:
-        grant = await save_mcp_grant(
+        grant = await store.save_mcp_grant(
             user_id=self.user_id,
             name=self.name,
             generation=self._generation,
@@ -166,11 +160,11 @@ class MCPTokenStorage:
     async def get_client_info(self) -> OAuthClientInformationFull | None:
         from mcp.shared.auth import OAuthClientInformationFull
 
-        stored = await get_mcp_client(**await self._registration_key())
+        stored = await store.get_mcp_client(**await self._registration_key())
         return None if stored is None else OAuthClientInformationFull.model_validate(stored)
 
     async def set_client_info(self, client_info: OAuthClientInformationFull) -> None:
-        await save_mcp_client(
+        await store.save_mcp_client(
             **await self._registration_key(),
             client_info=client_info.model_dump(mode="json", exclude_none=True),
             issuer=client_info.issuer,

@@ -29,8 +29,6 @@ import contextvars
 import logging
 import random
 import re
-import shutil
-import tempfile
 from collections.abc import AsyncIterator, Awaitable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -521,6 +519,9 @@ async def pending_model_changes(config: dict[str, Any], location: Path | None = 
     Aerich diffs against the last file's MODELS_STATE offline, in a throwaway copy of the
     migrations folder: no database is touched and no file of the project is written.
     """
+    import shutil
+    import tempfile
+
     from aerich import Command
     from aerich.migrate import Migrate
 

@@ -13,9 +13,9 @@ from tortoise import fields
 from tortoise.functions import Lower
 from tortoise.indexes import Index
 from tortoise.models import Model, ModelMeta
-from uuid6 import uuid7
 
 from faceplate_models.config import SCHEMA
+from faceplate_models.ids import uuid7
 
 if TYPE_CHECKING:
     from tortoise.backends.base.schema_generator import BaseSchemaGenerator

@@ -20,6 +20,7 @@ key in batches, each its own transaction, skipping rows a live request holds.
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
 import json
 import logging
@@ -30,11 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
 from faceplate_models.config import parse_secret_keys
-from faceplate_models.engine import Connection, current
+from faceplate_models.engine import Connection, current, texts
 from faceplate_models.errors import ConfigError, SecretError
 
 log = logging.getLogger(__name__)
@@ -76,7 +74,7 @@ def development_ring(data_dir: Path) -> KeyRing:
     path = data_dir / DEVELOPMENT_KEY_FILE
     if not path.exists():
         data_dir.mkdir(parents=True, exist_ok=True)
-        encoded = base64.b64encode(AESGCM.generate_key(bit_length=256)).decode()
+        encoded = base64.b64encode(os.urandom(32)).decode()  # an AES-256 key
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(descriptor, "w") as file:
             file.write(f"dev:{encoded}\n")
@@ -100,6 +98,28 @@ def _ring_or_refuse(what: str) -> KeyRing:
     return _ring
 
 
+def _encrypt(key: bytes, plaintext: bytes, aad: bytes) -> bytes:
+    """The box: a fresh nonce, then the AES-GCM ciphertext and tag."""
+    # Imported on first use: cryptography takes 20 ms to import, which a process that
+    # starts per request and seals nothing should not pay.
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    nonce = os.urandom(NONCE_BYTES)
+    return nonce + AESGCM(key).encrypt(nonce, plaintext, aad)
+
+
+def _decrypt(key: bytes, box: bytes, aad: bytes) -> bytes | None:
+    """What `_encrypt` sealed in `box` with `aad`; None if the box or `aad` was altered (or
+    the box is too short to hold a nonce)."""
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    try:
+        return AESGCM(key).decrypt(box[:NONCE_BYTES], box[NONCE_BYTES:], aad)
+    except (InvalidTag, ValueError):
+        return None
+
+
 def _aad(user_id: uuid.UUID, name: str, names: list[str], version: int) -> bytes:
     if version == 0:  # sealed before versions
         return _AAD_PREFIX + json.dumps([str(user_id), name, names]).encode()
@@ -113,11 +133,10 @@ def seal(
     (the sorted names, the key id, the box)."""
     ring = _ring_or_refuse("store MCP secrets")
     names = sorted(secrets)
-    nonce = os.urandom(NONCE_BYTES)
     plaintext = json.dumps({n: secrets[n] for n in names}).encode()
     key = ring.key(ring.primary)
     assert key is not None  # noqa: S101 - the primary is one of the ring's keys
-    box = nonce + AESGCM(key).encrypt(nonce, plaintext, _aad(user_id, name, names, version))
+    box = _encrypt(key, plaintext, _aad(user_id, name, names, version))
     return names, ring.primary, box
 
 
@@ -150,12 +169,7 @@ def open_box(
             "FACEPLATE_SECRET_KEYS does not hold: add that key back (after the current one) "
             "to read them, then rotate"
         )
-    try:
-        plaintext = AESGCM(key).decrypt(
-            box[:NONCE_BYTES], box[NONCE_BYTES:], _aad(user_id, name, names, version)
-        )
-    except InvalidTag:
-        plaintext = None
+    plaintext = _decrypt(key, box, _aad(user_id, name, names, version))
     if plaintext is None:
         raise altered
     opened: dict[str, str] = json.loads(plaintext)
@@ -169,9 +183,8 @@ def seal_record(kind: str, identity: list[str], record: Mapping[str, object]) ->
     ring = _ring_or_refuse(f"store {kind}")
     key = ring.key(ring.primary)
     assert key is not None  # noqa: S101 - the primary is one of the ring's keys
-    nonce = os.urandom(NONCE_BYTES)
     aad = _RECORD_AAD_PREFIX + json.dumps([kind, *identity]).encode()
-    return ring.primary, nonce + AESGCM(key).encrypt(nonce, json.dumps(record).encode(), aad)
+    return ring.primary, _encrypt(key, json.dumps(record).encode(), aad)
 
 
 def open_record(kind: str, identity: list[str], key_id: str, box: bytes) -> dict[str, object]:
@@ -184,15 +197,12 @@ def open_record(kind: str, identity: list[str], key_id: str, box: bytes) -> dict
             "not hold: add that key back (after the current one)"
         )
     aad = _RECORD_AAD_PREFIX + json.dumps([kind, *identity]).encode()
-    try:
-        opened: dict[str, object] = json.loads(
-            AESGCM(key).decrypt(box[:NONCE_BYTES], box[NONCE_BYTES:], aad)
-        )
-    except (InvalidTag, ValueError):
-        raise SecretError(
-            f"a stored {kind} does not open: it was altered, or copied from another row"
-        ) from None
-    return opened
+    plaintext = _decrypt(key, box, aad)
+    if plaintext is not None:
+        with contextlib.suppress(ValueError):  # it opened but holds no JSON: altered too
+            opened: dict[str, object] = json.loads(plaintext)
+            return opened
+    raise SecretError(f"a stored {kind} does not open: it was altered, or copied from another row")
 
 
 # --- rotation ----------------------------------------------------------------------------
@@ -205,7 +215,7 @@ _OLD_BOXES = f"""SELECT id, user_id, name, secret_names, secret_key_id, secret_b
     ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED"""
 _RESEAL = """UPDATE faceplate.mcp_configs AS c
     SET secret_key_id = $1, secret_box = r.box, secret_version = c.secret_version + 1
-    FROM unnest($2::uuid[], $3::bytea[]) AS r(id, box) WHERE c.id = r.id"""
+    FROM unnest($2::text[]::uuid[], $3::text[]::bytea[]) AS r(id, box) WHERE c.id = r.id"""
 _REMAINING = f"""SELECT secret_key_id, count(*) AS n FROM faceplate.mcp_configs
     WHERE {_STALE} GROUP BY secret_key_id ORDER BY secret_key_id"""
 
@@ -255,10 +265,11 @@ async def _reseal_records(
         ]
         await conn.execute(
             f"""UPDATE faceplate.{table} AS t SET key_id = $1, box = r.box
-                FROM unnest($2::uuid[], $3::bytea[]) AS r(id, box) WHERE t.id = r.id""",
+                FROM unnest($2::text[]::uuid[], $3::text[]::bytea[]) AS r(id, box)
+                WHERE t.id = r.id""",
             key_id,
-            [row["id"] for row in rows],
-            boxes,
+            texts(row["id"] for row in rows),
+            texts(boxes),
         )
     return len(rows)
 
@@ -295,7 +306,7 @@ async def rotate(*, batch: int = 100) -> Rotation:
                 )
                 _, _, box = seal(user, name, opened, version + 1)
                 boxes.append(box)
-            await conn.execute(_RESEAL, ring.primary, [r["id"] for r in rows], boxes)
+            await conn.execute(_RESEAL, ring.primary, texts(r["id"] for r in rows), texts(boxes))
         return len(rows)
 
     while done := await client.run(one_batch, long=True):

@@ -16,9 +16,8 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Final, TypeVar
 
-from uuid6 import uuid7
-
 from faceplate_models.errors import ValidationError
+from faceplate_models.ids import uuid7
 from faceplate_models.models import EMAIL_MAX, Role
 
 #: Largest text of a message or task description, in characters.

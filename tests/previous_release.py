@@ -11,7 +11,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from uuid6 import uuid7
+from faceplate_models.ids import uuid7
 
 LOCK_CONVERSATION_SQL = """SELECT updated_at FROM faceplate.conversations
     WHERE id = $1 AND user_id = $2 FOR NO KEY UPDATE"""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import socket
 import sys
@@ -14,7 +15,13 @@ import pytest
 from tortoise import Tortoise, connections
 
 import faceplate_models as fm
-from faceplate_models.config import APPLICATION_APP, DatabaseTarget, Settings
+from benchmarks.wire import Wire
+from faceplate_models.config import (
+    APPLICATION_APP,
+    DEFAULT_POOL_MIN,
+    DatabaseTarget,
+    Settings,
+)
 from faceplate_models.db import resolve_target, tortoise_config
 from faceplate_models.errors import ConfigError, DatabaseUnavailable, MigrationError
 from faceplate_models.migrate import downgrade, upgrade, version_files
@@ -243,3 +250,35 @@ async def test_the_applications_own_models_live_beside_the_packages(
     assert [n.text for n in await Note.filter(user_id=user.id)] == ["Call the plumber"]
     await fm.delete_user(user_id=user.id)
     assert await Note.all().count() == 0  # the user's data, the application's included
+
+
+@pytest.mark.usefixtures("restore_db")
+async def test_init_db_waits_for_one_connection_and_the_floor_opens_behind_it(
+    faceplate_db: DatabaseTarget,
+) -> None:
+    """A process that starts per request waits for the one connection it uses: the rest of
+    the pool's floor (five by default) opens in the background and stays. At 20 ms each way
+    a connection takes several round trips, so the floor is still opening when init_db
+    returns; a close at that moment lets it finish rather than cutting a connect short,
+    which would leave an error nobody retrieves."""
+    loop = asyncio.get_running_loop()
+    unhandled: list[dict[str, object]] = []
+    loop.set_exception_handler(lambda _, context: unhandled.append(context))
+    wire = Wire(faceplate_db, delay_ms=20)
+    through = await wire.start()
+    try:
+        await fm.init_db(through.url())
+        assert 1 <= fm.pool_stats().size < DEFAULT_POOL_MIN
+        async with asyncio.timeout(10):
+            while True:
+                if fm.pool_stats().size == DEFAULT_POOL_MIN:
+                    break
+                await asyncio.sleep(0.01)
+        await fm.init_db(through.url())  # closes the full pool, opens a new one
+        await fm.close_db()  # while the new floor opens
+        gc.collect()  # an unretrieved error is reported as its future is collected
+        assert unhandled == []
+    finally:
+        loop.set_exception_handler(None)
+        await fm.close_db()
+        await wire.close()

@@ -21,11 +21,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from uuid6 import uuid7
 
 import faceplate_models as fm
 from faceplate_models.config import DatabaseTarget
 from faceplate_models.errors import DatabaseUnavailable, OutcomeUnknown
+from faceplate_models.ids import uuid7
 from faceplate_models.testing import connect
 from tests import faults, servers
 

@@ -40,7 +40,7 @@ from faceplate_models.engine.bounds import (
 )
 from faceplate_models.engine.client import FaceplateClient, current
 from faceplate_models.engine.deadline import GRACE
-from faceplate_models.engine.executor import Connection, Executor, Work
+from faceplate_models.engine.executor import Connection, Executor, Work, texts
 from faceplate_models.engine.failures import connect_error, describe_connect_error
 from faceplate_models.engine.pool import PoolStats
 from faceplate_models.engine.retrier import CONFLICT_RETRIES, RETRY_DELAY
@@ -68,4 +68,5 @@ __all__ = [
     "current",
     "describe_connect_error",
     "driver_error",
+    "texts",
 ]

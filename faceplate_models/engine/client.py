@@ -98,9 +98,16 @@ class FaceplateClient(AsyncpgDBClient):
         if len(self.options.hosts) > 1:  # asyncpg tries them in order
             kwargs["host"] = [host for host, _ in self.options.hosts]
             kwargs["port"] = [port for _, port in self.options.hosts]
-        return await asyncpg.create_pool(
-            None, init=self.pool.connected, reset=self.pool.reset, **kwargs
+        floor = kwargs.pop("min_size")
+        pool = await asyncpg.create_pool(
+            None,
+            min_size=min(floor, 1),
+            init=self.pool.connected,
+            reset=self.pool.reset,
+            **kwargs,
         )
+        self.pool.fill_later(pool, floor)
+        return pool
 
     def lease(
         self, limit: float | None, *, long: bool = False, public: bool = False, store: bool = False
@@ -158,6 +165,8 @@ class FaceplateClient(AsyncpgDBClient):
 
     async def close(self) -> None:
         await self.listener.close()  # its connection goes back before the pool closes
+        if self._pool is not None:
+            await self.pool.settle(self._pool)
         await super().close()
 
     # --- the store's entry point ---------------------------------------------------------

@@ -1,6 +1,7 @@
-"""The pool as the connection layer uses asyncpg's: a wait for a free connection bounded by the
-pool timeout, a reset on release only where it matters, kernel keepalives on every socket,
-silent connections closed (and their idle neighbours), and the counters `pool_stats` reads.
+"""The pool as the connection layer uses asyncpg's: its floor opened behind the first
+connection, a wait for a free connection bounded by the pool timeout, a reset on release only
+where it matters, kernel keepalives on every socket, silent connections closed (and their
+idle neighbours), and the counters `pool_stats` reads.
 
 `Pool` owns that state; a `Lease` is one pooled connection for one unit of work, closed if
 it outlives its deadline. asyncpg's own pool (made by Tortoise's client, lazily) is handed
@@ -40,10 +41,6 @@ Proxy: TypeAlias = "asyncpg.pool.PoolConnectionProxy[asyncpg.Record]"
 #: Seconds the reset of a released connection may take before the connection is closed:
 #: a connection that goes silent after its work answered must not hold the caller.
 RELEASE_TIMEOUT: Final = 2 * GRACE
-# asyncpg learns the array types the store binds on their first use (9 ms here, half a
-# second on Citus): a new connection learns them as it opens, not inside a conversation's
-# row lock, where every append to that conversation would wait for it.
-_ARRAY_TYPES_SQL: Final = "SELECT $1::uuid[], $2::text[], $3::jsonb[], $4::int[], $5::timestamptz[]"
 
 
 @dataclass(frozen=True)
@@ -150,7 +147,30 @@ class Pool:
         _keepalive(conn)
         if self._session is not None:
             await conn.execute(self._session)
-        await conn.fetchval(_ARRAY_TYPES_SQL, [], [], [], [], [])
+
+    @staticmethod
+    def fill_later(pool: asyncpg.Pool, floor: int) -> None:
+        """Keep `floor` connections open, the ones beyond the first opened in the background.
+
+        asyncpg opens its whole floor before the pool answers (its `init_size` may not be
+        below `min_size`): a process that starts per request would wait for five connections
+        to serve its first. The pool is made with one, then given its floor, which asyncpg's
+        own task opens one connection at a time, as it does after connections were lost.
+        """
+        # No public setter for the floor: these are the two names asyncpg's restoring uses.
+        pool._minsize = floor  # type: ignore[attr-defined]
+        pool._schedule_min_size_maintenance()  # type: ignore[attr-defined]
+
+    @staticmethod
+    async def settle(pool: asyncpg.Pool) -> None:
+        """Give the floor's opening (`fill_later`) up to GRACE to finish before the pool closes.
+
+        asyncpg's close cancels it, and a connect cancelled just as its socket opened leaves
+        an error nobody retrieves ("Future exception was never retrieved", at exit).
+        """
+        task = pool._maintenance_task  # type: ignore[attr-defined]
+        if task is not None:
+            await asyncio.wait({task}, timeout=GRACE)
 
     async def reset(self, conn: asyncpg.Connection) -> None:
         """asyncpg's reset of a released connection (RESET ALL, unlock advisory locks, ...),

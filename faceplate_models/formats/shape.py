@@ -18,9 +18,8 @@ import uuid
 from collections.abc import Mapping
 from typing import Any, Final
 
-from uuid6 import uuid7
-
 from faceplate_models.errors import ValidationError
+from faceplate_models.ids import uuid7
 from faceplate_models.models import (
     FINISH_REASON_MAX,
     MODEL_NAME_MAX,

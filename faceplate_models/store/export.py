@@ -18,7 +18,6 @@ from __future__ import annotations
 import io
 import json
 import uuid
-import zipfile
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
 from typing import Any, Final
@@ -44,7 +43,7 @@ CONVERSATIONS_SQL: Final = """SELECT id, title, created_at, updated_at, active_l
 MESSAGES_SQL: Final = """SELECT m.id, m.parent_id, m.role, m.content, m.tool_calls,
         m.tool_results, m.model, m.provider, m.finish_reason, m.usage, m.cost, m.thinking,
         m.metadata, m.created_at, m.status, m.failure,
-        ARRAY(SELECT k.id FROM faceplate.messages k
+        ARRAY(SELECT k.id::text FROM faceplate.messages k  -- text[]: see engine.texts
               WHERE k.parent_id = m.id AND k.user_id = $2 ORDER BY k.id) AS children,
         (SELECT json_build_object('rating', f.rating, 'reasons', f.reasons,
                                   'comment', f.comment)
@@ -159,6 +158,8 @@ async def export_user(*, user_id: uuid.UUID | str) -> AsyncIterator[bytes]:
     user = await fetchrow(_USER_SQL, uid, user=uid)
     if user is None:
         raise missing("user", uid)
+    import zipfile  # on first use: a process that never exports does not pay its import
+
     sink = _Sink()
     with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         described = {"format": FORMAT, "version": VERSION, "user_id": str(uid)}

@@ -21,8 +21,7 @@ from tortoise import fields
 from faceplate_models.engine import Connection, current
 from faceplate_models.errors import ValidationError
 from faceplate_models.models import Message, Role, ToolCall
-from faceplate_models.store import _cursors as cursors
-from faceplate_models.store import _paths as paths
+from faceplate_models.store import _cursors as cursors, _paths as paths
 from faceplate_models.store._rows import (
     HistoryPage,
     Page,

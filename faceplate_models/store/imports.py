@@ -9,6 +9,9 @@ places them (segments, depths, the tool calls open along each path), its tool ca
 its source (`conversation_sources`), whose unique key makes a second import of the same
 conversation add nothing. A conversation that cannot be read or stored fails alone, with
 its reason in the report.
+
+`ijson` and `zipfile` are imported where they are read, not with the module: a process
+that starts per request should not pay for readers it uses only when importing.
 """
 
 from __future__ import annotations
@@ -16,19 +19,16 @@ from __future__ import annotations
 import io
 import json
 import uuid
-import zipfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any, Final
 
-import ijson  # type: ignore[import-untyped]
-from uuid6 import uuid7
-
-from faceplate_models.engine import Connection, current
+from faceplate_models.engine import Connection, current, texts
 from faceplate_models.errors import QuotaExceeded, ValidationError
 from faceplate_models.formats.shape import KEYS, Draft
+from faceplate_models.ids import uuid7
 from faceplate_models.models import SOURCE_ID_MAX, TITLE_MAX, Role
 from faceplate_models.store import _quotas as quotas
 from faceplate_models.store._rows import below_limit, lock_user, missing, run
@@ -373,6 +373,8 @@ def _items(stream: IO[bytes]) -> Iterator[Any]:
         raise ValidationError(
             "source", "is not a list of conversations (a JSON array, as the exports write it)"
         )
+    import ijson  # type: ignore[import-untyped]
+
     yield from ijson.items(stream, "item", use_float=True)
 
 
@@ -399,6 +401,8 @@ def _entries(source: Any) -> Iterator[Any]:
         return
     if not hasattr(source, "read"):
         raise ValidationError("source", "must be a path, bytes, a binary file, or a list of them")
+    import zipfile
+
     if zipfile.is_zipfile(source):
         source.seek(0)
         with zipfile.ZipFile(source) as archive:
@@ -439,16 +443,19 @@ _MESSAGES_SQL: Final = """INSERT INTO faceplate.messages (id, conversation_id, p
     SELECT m.id, $1, m.parent_id, $2, m.role, m.content, m.tool_calls, m.tool_results,
         m.depth, m.segment_id, m.fork_segment_id, m.open_calls, m.model, m.provider,
         m.finish_reason, m.thinking, m.metadata, m.created_at
-    FROM unnest($3::uuid[], $4::uuid[], $5::text[], $6::text[], $7::jsonb[], $8::jsonb[],
-                $9::int[], $10::uuid[], $11::uuid[], $12::jsonb[], $13::text[], $14::text[],
-                $15::text[], $16::jsonb[], $17::jsonb[], $18::timestamptz[])
+    FROM unnest($3::text[]::uuid[], $4::text[]::uuid[], $5::text[], $6::text[],
+                $7::text[]::jsonb[], $8::text[]::jsonb[], $9::text[]::int[],
+                $10::text[]::uuid[], $11::text[]::uuid[], $12::text[]::jsonb[], $13::text[],
+                $14::text[], $15::text[], $16::text[]::jsonb[], $17::text[]::jsonb[],
+                $18::text[]::timestamptz[])
         AS m(id, parent_id, role, content, tool_calls, tool_results, depth, segment_id,
              fork_segment_id, open_calls, model, provider, finish_reason, thinking,
              metadata, created_at)"""
 _CALLS_SQL: Final = """INSERT INTO faceplate.tool_calls
         (id, conversation_id, user_id, call_id, message_id, result_message_id, created_at)
     SELECT c.id, $1, $2, c.call_id, c.message_id, c.result_message_id, c.created_at
-    FROM unnest($3::uuid[], $4::text[], $5::uuid[], $6::uuid[], $7::timestamptz[])
+    FROM unnest($3::text[]::uuid[], $4::text[], $5::text[]::uuid[], $6::text[]::uuid[],
+                $7::text[]::timestamptz[])
         AS c(id, call_id, message_id, result_message_id, created_at)"""
 
 
@@ -557,15 +564,15 @@ async def _store(uid: uuid.UUID, conversation: _Conversation) -> Imported:
                     _MESSAGES_SQL, cid, uid, *_columns(messages[first : first + BATCH])
                 )
             if calls:
-                await conn.execute(_CALLS_SQL, cid, uid, *map(list, zip(*calls, strict=True)))
+                await conn.execute(_CALLS_SQL, cid, uid, *map(texts, zip(*calls, strict=True)))
         return Imported(conversation.source, source_id, title, cid, len(messages))
 
     return await run(store, user=uid, long=True)
 
 
-def _columns(batch: Sequence[_Placed]) -> list[list[Any]]:
+def _columns(batch: Sequence[_Placed]) -> list[list[str | None]]:
     d = [m.draft for m in batch]
-    return [
+    columns: list[list[Any]] = [
         [m.id for m in batch],
         [m.parent for m in batch],
         [x.role.value for x in d],
@@ -583,6 +590,7 @@ def _columns(batch: Sequence[_Placed]) -> list[list[Any]]:
         [x.metadata for x in d],
         [m.at for m in batch],
     ]
+    return [texts(column) for column in columns]
 
 
 async def import_conversations(*, user_id: uuid.UUID | str, source: Any) -> ImportReport:
@@ -597,6 +605,10 @@ async def import_conversations(*, user_id: uuid.UUID | str, source: Any) -> Impo
     messages, its hidden reasoning) is skipped. A conversation imported before (its source
     id is remembered) is skipped; one that cannot be read or stored fails alone. Returns
     the report, per conversation."""
+    import zipfile
+
+    import ijson
+
     uid = as_uuid("user_id", user_id)
     await get_user(user_id=uid)  # NotFound before anything is read
     report = ImportReport()

@@ -18,11 +18,11 @@ from typing import Any, Final
 from urllib.parse import parse_qsl, urlsplit
 
 from tortoise.transactions import in_transaction
-from uuid6 import uuid7
 
 from faceplate_models import secrets as sealed
 from faceplate_models.engine import Connection
 from faceplate_models.errors import ValidationError
+from faceplate_models.ids import uuid7
 from faceplate_models.models import MCP_NAME_MAX, MCPConfig
 from faceplate_models.store._rows import (
     below_limit,

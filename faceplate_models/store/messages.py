@@ -24,11 +24,11 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Final
 
 import asyncpg
-from uuid6 import uuid7
 
-from faceplate_models.engine import Connection, current
+from faceplate_models.engine import Connection, current, texts
 from faceplate_models.errors import Conflict, FaceplateError, MigrationError, ValidationError
 from faceplate_models.formats.shape import KEYS, Draft, drafts
+from faceplate_models.ids import uuid7
 from faceplate_models.models import Message, ReplyStatus, Role
 from faceplate_models.store import _quotas as quotas
 from faceplate_models.store._rows import (
@@ -75,7 +75,7 @@ def _rollup(table: str, ids: str, models: tuple[str, str], conversation: str, va
                {", ".join(f"sum((n.usage->>'{t}')::bigint)" for t in _TOKENS)},
                sum((n.usage->>'reasoning_tokens')::bigint), coalesce(sum(n.cost), 0),
                count(*) FILTER (WHERE n.cost IS NULL)
-        FROM unnest({ids}::uuid[], {models[0]}::text[], {models[1]}::text[])
+        FROM unnest({ids}::text[]::uuid[], {models[0]}::text[], {models[1]}::text[])
              AS g(id, provider, model)
         JOIN new_messages n ON coalesce(n.provider, '') = g.provider AND n.model = g.model
         WHERE n.usage IS NOT NULL
@@ -137,10 +137,11 @@ EDIT: Final = "edit"
 #: usage rows, one per model: ids by conversation ($24), the models ($25, $26), ids by day
 #: ($27).
 APPEND_SQL: Final = f"""SELECT {COLUMNS} FROM faceplate.append_turn(
-    $1, $2, $3, $4, $5, $6, $7, $8::uuid[], $9::text[], $10::text[], $11::jsonb[],
-    $12::jsonb[], $13::text[], $14::text[], $15::text[], $16::jsonb[], $17::jsonb[],
-    $18::jsonb[], $19::text[], $20::jsonb[], $21::jsonb[], $22::uuid[], $23, $24::uuid[],
-    $25::text[], $26::text[], $27::uuid[], $28)"""
+    $1, $2, $3, $4, $5, $6, $7, $8::text[]::uuid[], $9::text[], $10::text[],
+    $11::text[]::jsonb[], $12::text[]::jsonb[], $13::text[], $14::text[], $15::text[],
+    $16::text[]::jsonb[], $17::text[]::jsonb[], $18::text[]::jsonb[], $19::text[],
+    $20::text[]::jsonb[], $21::text[]::jsonb[], $22::text[]::uuid[], $23,
+    $24::text[]::uuid[], $25::text[], $26::text[], $27::text[]::uuid[], $28)"""
 
 
 def _refused(exc: asyncpg.PostgresError, cid: uuid.UUID) -> FaceplateError | None:
@@ -201,7 +202,7 @@ def _arguments(
         turn,
         quotas.limits().messages_per_conversation,
         now(),
-        [d.id for d in drafts],
+        texts(d.id for d in drafts),
         [d.role.value for d in drafts],
         [d.content for d in drafts],
         [d.tool_calls for d in drafts],
@@ -215,12 +216,12 @@ def _arguments(
         [status for _ in drafts],
         [json.dumps(d.results) for d in drafts],
         [json.dumps(d.calls) for d in drafts],
-        [uuid7() for d in drafts for _ in d.calls],
+        texts(uuid7() for d in drafts for _ in d.calls),
         hold,
-        [uuid7() for _ in answered_by],
+        texts(uuid7() for _ in answered_by),
         [provider for provider, _ in answered_by],
         [model for _, model in answered_by],
-        [uuid7() for _ in answered_by],
+        texts(uuid7() for _ in answered_by),
         check,
     )
 

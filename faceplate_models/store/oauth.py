@@ -23,10 +23,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from uuid6 import uuid7
-
 from faceplate_models import secrets as sealed
 from faceplate_models.errors import Conflict, LockTimeout, SignInRequired, ValidationError
+from faceplate_models.ids import uuid7
 from faceplate_models.models import MCP_NAME_MAX, URL_MAX
 from faceplate_models.store._rows import execute, fetchrow, missing, now, run, write_row
 from faceplate_models.validation import as_uuid, json_object, required_text, text, whole_number

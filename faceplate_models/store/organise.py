@@ -16,7 +16,7 @@ from typing import Final, Generic, TypeVar
 
 import asyncpg
 
-from faceplate_models.engine import Connection, current
+from faceplate_models.engine import Connection, current, texts
 from faceplate_models.errors import Conflict, ValidationError
 from faceplate_models.models import LABEL_MAX, Conversation, Folder, Tag
 from faceplate_models.store._rows import (
@@ -203,16 +203,17 @@ ORGANISE_SQL: Final = f"""UPDATE faceplate.conversations SET
 #: The conversation's tag rows made to match its new tags, with its activity.
 RETAG_SQL: Final = """WITH gone AS (
         DELETE FROM faceplate.conversation_tags
-        WHERE conversation_id = $1 AND NOT tag_id = ANY($3::uuid[])
+        WHERE conversation_id = $1 AND NOT tag_id = ANY($3::text[]::uuid[])
     )
     INSERT INTO faceplate.conversation_tags
         (id, user_id, conversation_id, tag_id, updated_at, created_at)
-    SELECT ($5::uuid[])[i], $2, $1, ($3::uuid[])[i], $4, now()
-    FROM generate_subscripts($3::uuid[], 1) AS i
+    SELECT ($5::text[]::uuid[])[i], $2, $1, ($3::text[]::uuid[])[i], $4, now()
+    FROM generate_subscripts($3::text[], 1) AS i
     ON CONFLICT (conversation_id, tag_id) DO NOTHING"""
 OWNED_SQL: Final = {
-    "folder": "SELECT count(*) FROM faceplate.folders WHERE id = ANY($1) AND user_id = $2",
-    "tag": "SELECT count(*) FROM faceplate.tags WHERE id = ANY($1) AND user_id = $2",
+    kind: f"SELECT count(*) FROM faceplate.{table} "
+    "WHERE id = ANY($1::text[]::uuid[]) AND user_id = $2"
+    for kind, table in (("folder", "folders"), ("tag", "tags"))
 }
 
 
@@ -246,7 +247,7 @@ async def organise_conversation(
     client = current()
 
     async def owned(conn: Connection, kind: str, ids: list[uuid.UUID]) -> None:
-        if await conn.fetchval(OWNED_SQL[kind], ids, uid) != len(ids):
+        if await conn.fetchval(OWNED_SQL[kind], texts(ids), uid) != len(ids):
             gone = ", ".join(map(str, ids))
             raise missing(kind, gone if len(ids) == 1 else f"among {gone}")
 
@@ -286,7 +287,7 @@ async def organise_conversation(
             if row is None:
                 raise missing("conversation", cid)
             keys = [new_key("tag_ids", None) for _ in tags]
-            await conn.execute(RETAG_SQL, cid, uid, tags, row["updated_at"], keys)
+            await conn.execute(RETAG_SQL, cid, uid, texts(tags), row["updated_at"], texts(keys))
         return row
 
     if archive is None and pin is None and folder_id is UNSET and tags is None:

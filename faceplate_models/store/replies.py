@@ -31,12 +31,12 @@ from types import TracebackType
 from typing import Any, Final
 
 import asyncpg
-from uuid6 import uuid7
 
 from faceplate_models.config import Streaming
-from faceplate_models.engine import Connection, FaceplateClient, current
+from faceplate_models.engine import Connection, FaceplateClient, current, texts
 from faceplate_models.errors import FaceplateError, NotFound, ReplyClosed, ValidationError
 from faceplate_models.formats.shape import Draft
+from faceplate_models.ids import uuid7
 from faceplate_models.models import Message, ReplyStatus, Role
 from faceplate_models.store._rows import execute, fetchrow, locking, missing, now, run, write_row
 from faceplate_models.store.messages import (
@@ -157,7 +157,7 @@ def _end_sql(money: bool) -> str:
         INSERT INTO faceplate.tool_calls
             (id, conversation_id, user_id, call_id, message_id, result_message_id, created_at)
         SELECT c.id, $1, $2, c.call_id, $4, NULL, $3
-        FROM unnest($16::uuid[], $17::text[]) AS c(id, call_id)
+        FROM unnest($16::text[]::uuid[], $17::text[]) AS c(id, call_id)
         WHERE EXISTS (SELECT 1 FROM new_messages)
     ), dropped AS (
         DELETE FROM faceplate.reply_chunks
@@ -462,7 +462,7 @@ class ReplyWriter:
                         draft.metadata,
                         json.dumps(opens) if opens else None,
                         len(opens),
-                        [uuid7() for _ in draft.calls],
+                        texts(uuid7() for _ in draft.calls),
                         list(draft.calls),
                         status,
                         failure,
@@ -471,10 +471,10 @@ class ReplyWriter:
                         answered = [(draft.provider or "", draft.model)] if draft.usage else []
                         values += (
                             hold,
-                            [uuid7() for _ in answered],
+                            texts(uuid7() for _ in answered),
                             [p for p, _ in answered],
                             [m for _, m in answered],
-                            [uuid7() for _ in answered],
+                            texts(uuid7() for _ in answered),
                         )
                     return await conn.fetchrow(END_SQL[money], *values)
 

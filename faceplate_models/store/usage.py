@@ -25,10 +25,10 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Final, Literal
 
 import asyncpg
-from uuid6 import uuid7
 
 from faceplate_models.engine import Connection
 from faceplate_models.errors import BudgetExceeded, ValidationError
+from faceplate_models.ids import uuid7
 from faceplate_models.models import (
     MODEL_NAME_MAX,
     PROVIDER_MAX,

@@ -7,10 +7,10 @@ from collections.abc import Awaitable, Callable
 from typing import Final
 
 import asyncpg
-from uuid6 import uuid7
 
 from faceplate_models.engine import Connection, current
 from faceplate_models.errors import Conflict, ValidationError
+from faceplate_models.ids import uuid7
 from faceplate_models.models import SUBJECT_MAX, User
 from faceplate_models.store._rows import (
     builder,

@@ -21,7 +21,6 @@ import pytest
 from tortoise import Tortoise, connections
 from tortoise.exceptions import OperationalError
 from tortoise.transactions import in_transaction
-from uuid6 import uuid7
 
 import faceplate_models as fm
 from faceplate_models.config import DatabaseTarget, Settings, load_settings
@@ -41,6 +40,7 @@ from faceplate_models.errors import (
     SerializationFailure,
     StatementTimeout,
 )
+from faceplate_models.ids import uuid7
 from faceplate_models.testing import connect
 from tests import faults
 

@@ -12,7 +12,6 @@ import asyncpg
 import pytest
 from tortoise import connections
 from tortoise.transactions import in_transaction
-from uuid6 import uuid7
 
 import faceplate_models as fm
 from faceplate_models.config import DatabaseTarget, Settings
@@ -25,6 +24,7 @@ from faceplate_models.errors import (
     OutcomeUnknown,
     PoolTimeout,
 )
+from faceplate_models.ids import uuid7
 from faceplate_models.testing import connect
 from tests import faults
 

@@ -10,8 +10,7 @@ from typing import Any
 
 import mcp.types as mcp
 import pytest
-from anthropic.types import Message as AnthropicMessage
-from anthropic.types import MessageParam, TextBlockParam
+from anthropic.types import Message as AnthropicMessage, MessageParam, TextBlockParam
 from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
 from pydantic import BaseModel, ConfigDict, TypeAdapter
 from pydantic.alias_generators import to_camel

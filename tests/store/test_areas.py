@@ -12,17 +12,15 @@ from typing import Any, cast
 
 import pytest
 from tortoise import connections
-from uuid6 import uuid7
 
 import faceplate_models as fm
 from faceplate_models import store
 from faceplate_models.errors import Conflict, NotFound, ValidationError
 from faceplate_models.formats import shape
+from faceplate_models.ids import uuid7
 from faceplate_models.store import (
     _cursors as cursors,
-)
-from faceplate_models.store import _rows as rows
-from faceplate_models.store import (
+    _rows as rows,
     conversations,
     export,
     feedback,

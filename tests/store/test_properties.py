@@ -19,14 +19,13 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-from uuid6 import uuid7
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 import faceplate_models as fm
 from faceplate_models import store
 from faceplate_models.config import DatabaseTarget
 from faceplate_models.errors import Conflict, NotFound, SignInRequired, ValidationError
+from faceplate_models.ids import uuid7
 
 # Every code point, lone surrogates and NUL included.
 any_text = st.text(alphabet=st.characters(codec=None, min_codepoint=0), max_size=200)

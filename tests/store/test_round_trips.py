@@ -4,18 +4,29 @@ pooler, with every guarantee the other tests prove for it kept."""
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import functools
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import asyncpg
 import pytest
 from tortoise.transactions import in_transaction
-from uuid6 import uuid7
 
 import faceplate_models as fm
 from benchmarks.wire import Wire
-from faceplate_models.config import SESSION, TRANSACTION, DatabaseTarget, load_settings
+from faceplate_models import secrets
+from faceplate_models.config import (
+    SESSION,
+    TRANSACTION,
+    DatabaseTarget,
+    Settings,
+    load_settings,
+    parse_secret_keys,
+)
+from faceplate_models.ids import uuid7
 from tests import faults
 
 CALL = {"id": "call_1", "type": "function", "function": {"name": "t", "arguments": "{}"}}
@@ -290,3 +301,51 @@ MORE_THAN_ONE = {
     # Secrets are sealed in Python for the version after the stored one, under the lock.
     "save_mcp_config": 4,
 }
+
+
+@pytest.mark.usefixtures("restore_db")
+async def test_no_call_makes_the_driver_look_up_a_type(
+    faceplate_db: DatabaseTarget, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Arrays travel as text[] (`engine.texts`): no store call, the rotation of secrets
+    included, makes asyncpg ask the server's catalog about a type, which it would do once
+    per connection, on its first use of an array of another type (5 ms on a new connection,
+    the first request's in a cold start; half a second on Citus)."""
+    looked_up: list[list[int]] = []
+    introspect = asyncpg.Connection._introspect_types  # type: ignore[attr-defined]
+
+    async def spy(conn: asyncpg.Connection, *args: Any) -> Any:
+        looked_up.append(sorted(args[0]))
+        return await introspect(conn, *args)
+
+    monkeypatch.setattr(asyncpg.Connection, "_introspect_types", spy)
+    old, new = (f"{k}:{base64.b64encode(os.urandom(32)).decode()}" for k in ("k1", "k2"))
+
+    def keys(*ring: str) -> Settings:
+        return dataclasses.replace(load_settings(), secret_keys=parse_secret_keys(",".join(ring)))
+
+    await fm.init_db(faceplate_db.url(), settings=keys(old))  # new connections: nothing learned
+    user = await fm.get_or_create_user(subject_id=str(uuid7()), email="t@example.com")
+    for name, (prepare, call) in (await every_call(user)).items():
+        await call(**await prepare())
+        assert not looked_up, name
+    chat = await fm.create_conversation(user_id=user.id)
+    at: dict[str, Any] = {"user_id": user.id, "conversation_id": chat.id}
+    for call in calls(user, chat).values():
+        await call()
+    priced = {"role": "assistant", "content": "x", "model": "m", "usage": {"output_tokens": 1}}
+    await fm.append_turn(
+        **at, messages=[priced], hold=await fm.reserve(user_id=user.id, estimate=9)
+    )
+    reply = await fm.start_reply(**at)
+    await reply.write("live")
+    await reply.finish(tool_calls=[CALL], model="m", usage={"input_tokens": 1})
+    await fm.save_mcp_config(user_id=user.id, name="s", config={}, secrets={"t": "v"})
+    other = await fm.get_or_create_user(subject_id=str(uuid7()), email="o@example.com")
+    export = b"".join([part async for part in fm.export_user(user_id=user.id)])
+    imported = await fm.import_conversations(user_id=other.id, source=export)
+    assert imported.messages  # (the empty conversations fail: nothing to show)
+    await fm.init_db(faceplate_db.url(), settings=keys(new, old))
+    assert (await secrets.rotate()).rotated == 1
+    await fm.purge_expired()
+    assert looked_up == []

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 from tortoise import connections
-from uuid6 import uuid7
 
 import faceplate_models as fm
 from faceplate_models.errors import ValidationError
+from faceplate_models.ids import uuid7
 from faceplate_models.store import search
 
 pytestmark = pytest.mark.usefixtures("faceplate_db")

@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 from tortoise.transactions import atomic, in_transaction
-from uuid6 import uuid7
 
 import faceplate_models as fm
 from faceplate_models.config import DatabaseTarget
 from faceplate_models.errors import Conflict, NotFound, ValidationError
+from faceplate_models.ids import uuid7
 from faceplate_models.store import _cursors as cursors
 from faceplate_models.validation import MAX_PAGE_BYTES
 

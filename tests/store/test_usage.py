@@ -10,10 +10,10 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
-from uuid6 import uuid7
 
 import faceplate_models as fm
 from faceplate_models.errors import BudgetExceeded, Conflict, NotFound, ValidationError
+from faceplate_models.ids import uuid7
 from faceplate_models.store import MAX_METADATA_BYTES
 
 pytestmark = pytest.mark.usefixtures("faceplate_db")
