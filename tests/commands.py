@@ -57,3 +57,10 @@ def faceplate_db_cli(
         stdin=stdin,
         timeout=timeout,
     )
+
+
+def modules_loaded(code: str) -> set[str]:
+    """The modules a fresh interpreter holds after running `code`."""
+    done = run([sys.executable, "-c", f"{code}\nimport sys\nprint(*sys.modules)"])
+    assert done.returncode == 0, done.stderr
+    return set(done.stdout.split())

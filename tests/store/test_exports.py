@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import ast
 import importlib
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 import faceplate_models as fm
 from faceplate_models import store
+from tests.commands import modules_loaded
 
 
 def test_each_name_is_its_areas_own_and_loads_only_that_area() -> None:
@@ -22,15 +21,15 @@ def test_each_name_is_its_areas_own_and_loads_only_that_area() -> None:
         home = store._HOME.get(name)
         if home is not None:
             assert getattr(importlib.import_module(f"faceplate_models.store.{home}"), name) is value
-    probe = (
-        "import sys, faceplate_models as fm\n"
-        "fm.get_history\n"
-        "print(sorted(m.rsplit('.', 1)[1] for m in sys.modules\n"
-        "    if m.startswith('faceplate_models.store.') and not m.rsplit('.', 1)[1][0] == '_'))"
-    )
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    loaded = modules_loaded("import faceplate_models as fm\nfm.get_history")
+    areas = {m.rsplit(".", 1)[1] for m in loaded if m.startswith("faceplate_models.store.")}
     # history, and what it reads with: feedback, and messages and replies (which init_db uses).
-    assert done.stdout.strip() == "['feedback', 'history', 'messages', 'replies']"
+    assert {a for a in areas if not a.startswith("_")} == {
+        "feedback",
+        "history",
+        "messages",
+        "replies",
+    }
 
 
 def test_type_checkers_read_the_areas_the_runtime_imports() -> None:
