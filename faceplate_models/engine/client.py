@@ -98,16 +98,7 @@ class FaceplateClient(AsyncpgDBClient):
         if len(self.options.hosts) > 1:  # asyncpg tries them in order
             kwargs["host"] = [host for host, _ in self.options.hosts]
             kwargs["port"] = [port for _, port in self.options.hosts]
-        floor = kwargs.pop("min_size")
-        pool = await asyncpg.create_pool(
-            None,
-            min_size=min(floor, 1),
-            init=self.pool.connected,
-            reset=self.pool.reset,
-            **kwargs,
-        )
-        self.pool.fill_later(pool, floor)
-        return pool
+        return await self.pool.create(**kwargs)
 
     def lease(
         self, limit: float | None, *, long: bool = False, public: bool = False, store: bool = False

@@ -148,22 +148,26 @@ class Pool:
         if self._session is not None:
             await conn.execute(self._session)
 
-    @staticmethod
-    def fill_later(pool: asyncpg.Pool, floor: int) -> None:
-        """Keep `floor` connections open, the ones beyond the first opened in the background.
+    async def create(self, *, min_size: int, **kwargs: Any) -> asyncpg.Pool:
+        """asyncpg's pool, with this layer's hooks, keeping `min_size` connections open: the
+        first before it answers, the others opened in the background.
 
         asyncpg opens its whole floor before the pool answers (its `init_size` may not be
         below `min_size`): a process that starts per request would wait for five connections
         to serve its first. The pool is made with one, then given its floor, which asyncpg's
         own task opens one connection at a time, as it does after connections were lost.
         """
+        pool = await asyncpg.create_pool(
+            None, min_size=min(min_size, 1), init=self.connected, reset=self.reset, **kwargs
+        )
         # No public setter for the floor: these are the two names asyncpg's restoring uses.
-        pool._minsize = floor  # type: ignore[attr-defined]
+        pool._minsize = min_size  # type: ignore[attr-defined]
         pool._schedule_min_size_maintenance()  # type: ignore[attr-defined]
+        return pool
 
     @staticmethod
     async def settle(pool: asyncpg.Pool) -> None:
-        """Give the floor's opening (`fill_later`) up to GRACE to finish before the pool closes.
+        """Give the floor's opening (`create`) up to GRACE to finish before the pool closes.
 
         asyncpg's close cancels it, and a connect cancelled just as its socket opened leaves
         an error nobody retrieves ("Future exception was never retrieved", at exit).
